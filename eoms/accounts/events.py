@@ -1,0 +1,49 @@
+import uuid
+from dataclasses import dataclass
+
+from eoms.core.events import DomainEvent
+
+__all__ = ["ApiTokenIssued", "ApiTokenRevoked", "MembershipSet", "MembershipRemoved", "UserCreated"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApiTokenIssued(DomainEvent):
+    event_type = "accounts.api_token_issued"
+    aggregate_type = "accounts.apitoken"
+    id: uuid.UUID
+    user_id: uuid.UUID
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApiTokenRevoked(DomainEvent):
+    event_type = "accounts.api_token_revoked"
+    aggregate_type = "accounts.apitoken"
+    id: uuid.UUID
+    user_id: uuid.UUID
+
+
+@dataclass(frozen=True, kw_only=True)
+class MembershipSet(DomainEvent):
+    event_type = "accounts.membership_set"
+    aggregate_type = "masterdata.project"
+    aggregate_field = "project_id"
+    project_id: uuid.UUID
+    user_id: uuid.UUID
+    role: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class MembershipRemoved(DomainEvent):
+    event_type = "accounts.membership_removed"
+    aggregate_type = "masterdata.project"
+    aggregate_field = "project_id"
+    project_id: uuid.UUID
+    user_id: uuid.UUID
+
+
+@dataclass(frozen=True, kw_only=True)
+class UserCreated(DomainEvent):
+    event_type = "accounts.user_created"
+    aggregate_type = "accounts.user"
+    id: uuid.UUID
+    username: str

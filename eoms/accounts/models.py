@@ -1,0 +1,108 @@
+"""Users, org units, project memberships and API tokens."""
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from eoms.core.ids import uuid7
+from eoms.core.models import BaseModel
+
+from .roles import ProjectRole
+
+__all__ = ["OrgUnit", "User", "ProjectMembership", "ApiToken"]
+
+
+class OrgUnit(BaseModel):
+    """A department in the company tree. A unit may not be its own ancestor (checked by services)."""
+
+    code = models.CharField(_("code"), max_length=40, unique=True)
+    name = models.CharField(_("name"), max_length=100)
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="children", verbose_name=_("parent unit")
+    )
+    manager = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="managed_units",
+        verbose_name=_("manager"),
+    )
+
+    class Meta:
+        ordering = ["code"]
+        verbose_name = _("org unit")
+        verbose_name_plural = _("org units")
+
+    def __str__(self):
+        return self.name
+
+
+class User(AbstractUser):
+    """A person who signs in. Company roles are Django groups named after accounts.roles.Role."""
+
+    id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
+    display_name = models.CharField(_("display name"), max_length=100, blank=True)
+    org_unit = models.ForeignKey(
+        OrgUnit, null=True, blank=True, on_delete=models.SET_NULL, related_name="members", verbose_name=_("org unit")
+    )
+    phone = models.CharField(_("mobile"), max_length=20, blank=True)
+    language = models.CharField(_("language"), max_length=10, blank=True, choices=settings.LANGUAGES)
+
+    class Meta:
+        verbose_name = _("user")
+        verbose_name_plural = _("users")
+
+    def __str__(self):
+        return self.display_name or self.username
+
+
+class ProjectMembership(BaseModel):
+    """A user's place in a project; it is what puts the project's orders in the user's scope."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships", verbose_name=_("user")
+    )
+    project = models.ForeignKey(
+        "masterdata.Project", on_delete=models.CASCADE, related_name="memberships", verbose_name=_("project")
+    )
+    role = models.CharField(_("project role"), max_length=20, choices=ProjectRole.choices, default=ProjectRole.VIEWER)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "project"], name="one_membership_per_project")]
+        verbose_name = _("project membership")
+        verbose_name_plural = _("project memberships")
+
+    def __str__(self):
+        return f"{self.user} @ {self.project_id} ({self.role})"
+
+
+class ApiToken(models.Model):
+    """A personal API token. Only its SHA-256 is stored; the secret is shown once at creation.
+    A token works until it expires or is revoked, and never for an inactive user."""
+
+    id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens", verbose_name=_("user")
+    )
+    name = models.CharField(_("name"), max_length=100)
+    prefix = models.CharField(_("prefix"), max_length=12, db_index=True)
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    expires_at = models.DateTimeField(_("expires at"))
+    revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True)
+    last_used_at = models.DateTimeField(_("last used at"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("API token")
+        verbose_name_plural = _("API tokens")
+
+    def __str__(self):
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None and self.expires_at > timezone.now()

@@ -1,0 +1,191 @@
+"""Every write about users, memberships and API tokens; each audited, each in one transaction."""
+
+import hashlib
+import secrets
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth.models import Group
+from django.db import transaction
+from django.utils import timezone
+
+from eoms.core.errors import PermissionDenied, ValidationFailed
+from eoms.core.events import emit
+
+from . import events
+from .errors import TokenNotFound
+from .models import ApiToken, OrgUnit, ProjectMembership, User
+from .roles import ProjectRole, Role
+from .selectors import has_role
+
+__all__ = [
+    "create_user",
+    "set_membership",
+    "remove_membership",
+    "issue_api_token",
+    "revoke_api_token",
+    "authenticate_api_token",
+    "create_org_unit",
+    "TOKEN_PREFIX",
+]
+
+TOKEN_PREFIX = "eoms_"
+
+
+def _require_admin(actor) -> None:
+    if not has_role(actor, Role.ADMIN):
+        raise PermissionDenied("Only an administrator may do this.")
+
+
+@transaction.atomic
+def create_user(
+    *,
+    actor,
+    username: str,
+    password: str,
+    display_name: str = "",
+    email: str = "",
+    roles: list[str] | tuple[str, ...] = (),
+    org_unit: OrgUnit | None = None,
+    phone: str = "",
+    is_staff: bool = False,
+) -> User:
+    """Create a user with company roles. `actor` None is the system (demo loader, createsuperuser)."""
+    if actor is not None:
+        _require_admin(actor)
+    unknown = [r for r in roles if r not in Role.values]
+    if unknown:
+        raise ValidationFailed(errors=[{"field": "roles", "message": f"Unknown role(s): {', '.join(unknown)}"}])
+    if User.objects.filter(username=username).exists():
+        raise ValidationFailed(errors=[{"field": "username", "message": "This username is taken."}])
+    user = User(
+        username=username,
+        display_name=display_name,
+        email=email,
+        org_unit=org_unit,
+        phone=phone,
+        is_staff=is_staff or Role.ADMIN in roles,
+    )
+    user.set_password(password)
+    user.save()
+    if roles:
+        user.groups.set(Group.objects.filter(name__in=roles))
+    emit(
+        events.UserCreated(id=user.id, username=username),
+        actor=actor,
+        object_repr=username,
+        changes={"roles": sorted(roles), "org_unit": str(org_unit) if org_unit else None},
+    )
+    return user
+
+
+@transaction.atomic
+def create_org_unit(
+    *, actor, code: str, name: str, parent: OrgUnit | None = None, manager: User | None = None
+) -> OrgUnit:
+    if actor is not None:
+        _require_admin(actor)
+    unit = OrgUnit.objects.create(code=code, name=name, parent=parent, manager=manager)
+    from eoms.core.audit import record
+
+    record(
+        actor=actor,
+        action="accounts.org_unit_created",
+        object_type="accounts.orgunit",
+        object_id=unit.id,
+        object_repr=name,
+        changes={"code": code, "parent": str(parent) if parent else None},
+    )
+    return unit
+
+
+@transaction.atomic
+def set_membership(*, actor, user: User, project, role: str = ProjectRole.VIEWER) -> ProjectMembership:
+    """Put `user` on `project` with a project role (or change the role)."""
+    if actor is not None and not (has_role(actor, Role.ADMIN) or getattr(project, "manager_id", None) == actor.pk):
+        raise PermissionDenied("Only an administrator or the project's manager may change its members.")
+    if role not in ProjectRole.values:
+        raise ValidationFailed(errors=[{"field": "role", "message": f"Unknown project role: {role}"}])
+    membership, created = ProjectMembership.objects.get_or_create(user=user, project=project, defaults={"role": role})
+    before = None if created else membership.role
+    if not created and membership.role != role:
+        membership.role = role
+        membership.version += 1
+        membership.save(update_fields=["role", "version", "updated_at"])
+    emit(
+        events.MembershipSet(project_id=project.id, user_id=user.id, role=role),
+        actor=actor,
+        object_repr=f"{user.username} @ {project.code}",
+        changes={"role": [before, role]},
+    )
+    return membership
+
+
+@transaction.atomic
+def remove_membership(*, actor, user: User, project) -> None:
+    if actor is not None and not (has_role(actor, Role.ADMIN) or getattr(project, "manager_id", None) == actor.pk):
+        raise PermissionDenied("Only an administrator or the project's manager may change its members.")
+    deleted, _ = ProjectMembership.objects.filter(user=user, project=project).delete()
+    if deleted:
+        emit(
+            events.MembershipRemoved(project_id=project.id, user_id=user.id),
+            actor=actor,
+            object_repr=f"{user.username} @ {project.code}",
+        )
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+@transaction.atomic
+def issue_api_token(*, actor: User, name: str, days: int | None = None) -> tuple[ApiToken, str]:
+    """A new personal token for `actor`; returns the row and the secret, which is never stored."""
+    name = (name or "").strip()
+    if not name:
+        raise ValidationFailed(errors=[{"field": "name", "message": "Give the token a name."}])
+    days = settings.API_TOKEN_DEFAULT_DAYS if days is None else days
+    if not 1 <= days <= 366:
+        raise ValidationFailed(errors=[{"field": "days", "message": "A token lives from 1 to 366 days."}])
+    prefix = secrets.token_hex(4)
+    secret = f"{TOKEN_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
+    token = ApiToken.objects.create(
+        user=actor,
+        name=name[:100],
+        prefix=prefix,
+        token_hash=_digest(secret),
+        expires_at=timezone.now() + timedelta(days=days),
+    )
+    emit(
+        events.ApiTokenIssued(id=token.id, user_id=actor.id),
+        actor=actor,
+        object_repr=str(token),
+        changes={"name": token.name, "expires_at": token.expires_at},
+    )
+    return token, secret
+
+
+@transaction.atomic
+def revoke_api_token(*, actor: User, token_id) -> ApiToken:
+    token = ApiToken.objects.select_for_update().filter(id=token_id).first()
+    if token is None or (token.user_id != actor.pk and not has_role(actor, Role.ADMIN)):
+        raise TokenNotFound("No such API token.")
+    if token.revoked_at is None:
+        token.revoked_at = timezone.now()
+        token.save(update_fields=["revoked_at"])
+        emit(events.ApiTokenRevoked(id=token.id, user_id=token.user_id), actor=actor, object_repr=str(token))
+    return token
+
+
+def authenticate_api_token(secret: str) -> User | None:
+    """The active user behind a bearer token, or None. Records when it was last used (at most once
+    a minute, so reads do not turn into writes)."""
+    if not secret or not secret.startswith(TOKEN_PREFIX):
+        return None
+    token = ApiToken.objects.select_related("user").filter(token_hash=_digest(secret)).first()
+    if token is None or not token.is_active or not token.user.is_active:
+        return None
+    now = timezone.now()
+    if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    return token.user

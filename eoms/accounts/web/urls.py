@@ -1,0 +1,19 @@
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from . import views
+
+urlpatterns = [
+    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+]
+
+app_urls = (
+    [
+        path("profile/", views.profile, name="profile"),
+        path("profile/tokens/<uuid:token_id>/revoke/", views.revoke_token, name="revoke_token"),
+    ],
+    "accounts",
+)
+
+urlpatterns += [path("accounts/", include(app_urls))]

@@ -1,0 +1,24 @@
+"""The JSON API at /api/v1/: one NinjaAPI, one router per context, problem+json errors."""
+
+from ninja import NinjaAPI
+
+from eoms.accounts.api import router as accounts_router
+from eoms.accounts.auth import API_AUTH
+from eoms.core.api import install_error_handlers
+from eoms.masterdata.api import router as masterdata_router
+from eoms.orders.api import router as orders_router
+
+api = NinjaAPI(
+    title="EOMS API",
+    version="1",
+    description="Engineering Order Management System. Authenticate with a personal API token "
+    "(`Authorization: Bearer eoms_…`, created on your profile page) or the page session.",
+    urls_namespace="api-v1",
+    auth=API_AUTH,
+    docs_url="/docs",
+    openapi_url="/openapi.json",
+)
+install_error_handlers(api)
+api.add_router("/accounts", accounts_router)
+api.add_router("/masterdata", masterdata_router)
+api.add_router("/orders", orders_router)

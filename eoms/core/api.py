@@ -1,0 +1,95 @@
+"""API building blocks: problem+json errors (RFC 9457), authentication, pagination helpers."""
+
+from django.http import HttpRequest, JsonResponse
+from ninja.errors import AuthenticationError, HttpError
+from ninja.errors import ValidationError as NinjaValidationError
+
+from .errors import DomainError
+
+__all__ = ["problem", "install_error_handlers", "PROBLEM_CONTENT_TYPE", "ProblemSchema"]
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+
+from ninja import Schema  # noqa: E402
+
+
+class ProblemSchema(Schema):
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    errors: list[dict] | None = None
+
+
+def problem(status: int, code: str, title: str, detail: str = "", errors: list | None = None, **extra) -> JsonResponse:
+    body = {
+        "type": f"https://eoms.dev/problems/{code}",
+        "title": title,
+        "status": status,
+        "detail": detail or title,
+        "code": code,
+    }
+    if errors:
+        body["errors"] = errors
+    body.update(extra)
+    return JsonResponse(
+        body, status=status, content_type=PROBLEM_CONTENT_TYPE, json_dumps_params={"ensure_ascii": False}
+    )
+
+
+def _field_path(loc) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "form", "file", "payload")]
+    return ".".join(parts) or "body"
+
+
+def install_error_handlers(api) -> None:
+    @api.exception_handler(DomainError)
+    def domain_error(request: HttpRequest, exc: DomainError):
+        body = exc.as_problem()
+        return problem(
+            body.pop("status"),
+            body.pop("code"),
+            body.pop("title"),
+            body.pop("detail"),
+            body.pop("errors", None),
+            **{k: v for k, v in body.items() if k != "type"},
+        )
+
+    @api.exception_handler(NinjaValidationError)
+    def validation_error(request: HttpRequest, exc: NinjaValidationError):
+        errors = [{"field": _field_path(e.get("loc", ())), "message": e.get("msg", "invalid")} for e in exc.errors]
+        return problem(
+            422,
+            "validation_failed",
+            "Validation failed",
+            "; ".join(f"{e['field']}: {e['message']}" for e in errors),
+            errors,
+        )
+
+    @api.exception_handler(AuthenticationError)
+    def unauthenticated(request: HttpRequest, exc):
+        response = problem(
+            401,
+            "unauthenticated",
+            "Authentication required",
+            "Send a session cookie or 'Authorization: Bearer <API token>'.",
+        )
+        response["WWW-Authenticate"] = 'Bearer realm="eoms"'
+        return response
+
+    @api.exception_handler(HttpError)
+    def http_error(request: HttpRequest, exc: HttpError):
+        return problem(exc.status_code, f"http_{exc.status_code}", str(exc.message), str(exc.message))
+
+    @api.exception_handler(Exception)
+    def server_error(request: HttpRequest, exc: Exception):
+        import logging
+
+        logging.getLogger("eoms.api").exception("unhandled error in %s", request.path)
+        return problem(
+            500,
+            "server_error",
+            "Internal server error",
+            f"Something failed on our side; quote request id {getattr(request, 'request_id', '')}.",
+        )

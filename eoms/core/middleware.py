@@ -1,0 +1,65 @@
+"""Request id and client address for every request, available to services through core.context."""
+
+import ipaddress
+import re
+import uuid
+
+from django.conf import settings
+
+from .context import RequestInfo, reset_request_info, set_request_info
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+
+
+def client_ip(request) -> str | None:
+    """The caller's address. X-Forwarded-For is believed only when the peer is a trusted proxy;
+    then the right-most address that is not itself a trusted proxy is the client."""
+    remote = request.META.get("REMOTE_ADDR") or None
+    trusted = settings.TRUSTED_PROXIES
+    if not remote or not trusted or not _in_networks(remote, trusted):
+        return remote
+    forwarded = [p.strip() for p in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if p.strip()]
+    for hop in reversed(forwarded):
+        try:
+            ipaddress.ip_address(hop)
+        except ValueError:
+            return remote
+        if not _in_networks(hop, trusted):
+            return hop
+    return remote
+
+
+def _in_networks(addr: str, networks: list[str]) -> bool:
+    try:
+        ip = ipaddress.ip_address(addr)
+    except ValueError:
+        return False
+    for net in networks:
+        try:
+            if ip in ipaddress.ip_network(net, strict=False):
+                return True
+        except ValueError:
+            continue
+    return False
+
+
+class RequestContextMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        incoming = request.headers.get("X-Request-ID", "")
+        request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        request.request_id = request_id
+        request.client_ip = client_ip(request)
+        token = set_request_info(
+            RequestInfo(
+                ip=request.client_ip, request_id=request_id, user_agent=request.headers.get("User-Agent", "")[:200]
+            )
+        )
+        try:
+            response = self.get_response(request)
+        finally:
+            reset_request_info(token)
+        response["X-Request-ID"] = request_id
+        return response

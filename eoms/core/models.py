@@ -1,0 +1,121 @@
+"""The shared kernel's tables: the base model, the audit chain, the outbox and counters."""
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from .ids import uuid7
+
+__all__ = ["BaseModel", "AuditEntry", "AuditChainHead", "OutboxMessage", "ProcessedMessage", "Counter"]
+
+
+class BaseModel(models.Model):
+    """Every business row: an unguessable time-ordered id, timestamps, and a version for
+    compare-and-set updates (a write that finds another version answers 409)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+    version = models.PositiveIntegerField(_("version"), default=1)
+
+    class Meta:
+        abstract = True
+
+
+class AuditEntry(models.Model):
+    """One append-only entry of the tamper-evident audit chain.
+
+    `seq` is gapless from 1; `hash` is an HMAC over this entry's content and the previous entry's
+    hash, so an edited, deleted, reordered or inserted row breaks the chain at its sequence number
+    (see core.audit.verify_chain). Rows are written only by core.audit, inside the caller's
+    transaction, while holding the lock on AuditChainHead.
+    """
+
+    seq = models.BigIntegerField(_("sequence"), unique=True)
+    at = models.DateTimeField(_("time"), db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_constraint=False,
+        verbose_name=_("actor"),
+    )
+    actor_repr = models.CharField(_("actor"), max_length=150, blank=True)
+    ip = models.GenericIPAddressField(_("IP address"), null=True, blank=True)
+    request_id = models.CharField(_("request id"), max_length=64, blank=True)
+    action = models.CharField(_("action"), max_length=80, db_index=True)
+    object_type = models.CharField(_("object type"), max_length=80, db_index=True)
+    object_id = models.CharField(_("object id"), max_length=64, db_index=True)
+    object_repr = models.CharField(_("object"), max_length=200, blank=True)
+    changes = models.JSONField(_("changes"), default=dict, blank=True)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["-seq"]
+        verbose_name = _("audit entry")
+        verbose_name_plural = _("audit entries")
+
+    def __str__(self):
+        return f"#{self.seq} {self.action} {self.object_repr}"
+
+
+class AuditChainHead(models.Model):
+    """The single row holding the chain's last sequence number and hash. Appenders lock it, which
+    serialises audit writes and keeps `seq` gapless under concurrency on every backend."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    seq = models.BigIntegerField(default=0)
+    hash = models.CharField(max_length=64, default="0" * 64)
+
+
+class OutboxMessage(models.Model):
+    """A domain event waiting to be delivered, written in the same transaction as the change it
+    reports. The relay delivers messages of one aggregate in `id` order and marks them sent only when
+    every handler has processed them; failures are retried with backoff."""
+
+    id = models.BigAutoField(primary_key=True)
+    message_id = models.UUIDField(default=uuid7, unique=True, editable=False)
+    event_type = models.CharField(max_length=120, db_index=True)
+    event_version = models.PositiveSmallIntegerField(default=1)
+    aggregate_type = models.CharField(max_length=80)
+    aggregate_id = models.CharField(max_length=64)
+    payload = models.JSONField(default=dict)
+    actor_id = models.CharField(max_length=64, blank=True)
+    request_id = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["sent_at", "id"], name="outbox_unsent_idx"),
+            models.Index(fields=["aggregate_type", "aggregate_id", "id"], name="outbox_aggregate_idx"),
+        ]
+        verbose_name = _("outbox message")
+
+    def __str__(self):
+        return f"{self.event_type} {self.aggregate_type}:{self.aggregate_id}"
+
+
+class ProcessedMessage(models.Model):
+    """Which handler has processed which message: makes every handler idempotent under redelivery."""
+
+    message_id = models.UUIDField()
+    handler = models.CharField(max_length=200)
+    processed_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["message_id", "handler"], name="processed_once")]
+
+
+class Counter(models.Model):
+    """Named counters for business numbers (ORD-2026-000123). Incremented with a single UPDATE,
+    which takes the row lock on every backend, so concurrent creators never share a number."""
+
+    name = models.CharField(max_length=60, primary_key=True)
+    value = models.BigIntegerField(default=0)

@@ -1,0 +1,56 @@
+"""Checking and storing uploaded files: size limit, type recognised from content, sha256."""
+
+import hashlib
+from dataclasses import dataclass
+
+import filetype
+from django.conf import settings
+from django.core.files.base import ContentFile
+
+from .errors import AttachmentRejected
+
+__all__ = ["Upload", "inspect_upload"]
+
+
+@dataclass(frozen=True)
+class Upload:
+    name: str
+    content: bytes
+    content_type: str
+    sha256: str
+
+    @property
+    def size(self) -> int:
+        return len(self.content)
+
+    def as_file(self) -> ContentFile:
+        return ContentFile(self.content, name=self.name)
+
+
+def inspect_upload(name: str, data, *, field: str = "file") -> Upload:
+    """Read an uploaded file (bytes or a file object) and accept it only if its content is of an
+    allowed type and it is within the size limit. The name is kept for display only."""
+    limit = settings.ATTACHMENT_MAX_MB * 1024 * 1024
+    if hasattr(data, "size") and data.size is not None and data.size > limit:
+        raise AttachmentRejected(
+            errors=[{"field": field, "message": f"{name} is larger than {settings.ATTACHMENT_MAX_MB} MB."}]
+        )
+    content = data if isinstance(data, bytes) else data.read(limit + 1)
+    if len(content) > limit:
+        raise AttachmentRejected(
+            errors=[{"field": field, "message": f"{name} is larger than {settings.ATTACHMENT_MAX_MB} MB."}]
+        )
+    if not content:
+        raise AttachmentRejected(errors=[{"field": field, "message": f"{name} is empty."}])
+    kind = filetype.guess(content)
+    detected = kind.mime if kind else None
+    if detected not in settings.ATTACHMENT_TYPES:
+        allowed = ", ".join(sorted(settings.ATTACHMENT_TYPES))
+        what = detected or "an unrecognised type"
+        raise AttachmentRejected(
+            errors=[{"field": field, "message": f"{name} is {what} by its content; allowed: {allowed}."}]
+        )
+    safe_name = "".join(ch for ch in name.replace("\\", "/").rsplit("/", 1)[-1] if ch.isprintable())[:200]
+    return Upload(
+        name=safe_name or "file", content=content, content_type=detected, sha256=hashlib.sha256(content).hexdigest()
+    )

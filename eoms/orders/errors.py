@@ -1,0 +1,46 @@
+from django.utils.translation import gettext_lazy as _
+
+from eoms.core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+
+__all__ = [
+    "OrderNotFound",
+    "InvalidTransition",
+    "StaleOrder",
+    "GuardFailed",
+    "OrderPermissionDenied",
+    "OrderValidationFailed",
+    "AttachmentRejected",
+]
+
+
+class OrderNotFound(NotFound):
+    code = "order.not_found"
+    title = _("Order not found")
+
+
+class InvalidTransition(Conflict):
+    code = "order.invalid_transition"
+    title = _("This action is not possible in the order's current state")
+
+
+class StaleOrder(Conflict):
+    code = "order.stale"
+    title = _("The order was changed by someone else")
+
+
+class GuardFailed(Conflict):
+    code = "order.guard_failed"
+    title = _("A condition of this action is not met")
+
+
+class OrderPermissionDenied(PermissionDenied):
+    code = "order.permission_denied"
+
+
+class OrderValidationFailed(ValidationFailed):
+    code = "order.validation_failed"
+
+
+class AttachmentRejected(ValidationFailed):
+    code = "attachment.rejected"
+    title = _("The file was rejected")

@@ -1,0 +1,179 @@
+"""Engineering orders, their transition history and attachments."""
+
+from decimal import ROUND_HALF_UP, Decimal
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from eoms.core.models import BaseModel
+
+from .state import OrderState
+
+__all__ = ["OrderKind", "TaxRate", "AttachmentKind", "Order", "OrderHistory", "Attachment"]
+
+CENT = Decimal("0.01")
+
+
+class OrderKind(models.TextChoices):
+    CONSTRUCTION = "construction", _("Construction")
+    INSTALLATION = "installation", _("Installation")
+    DESIGN = "design", _("Design")
+    PROCUREMENT = "procurement", _("Procurement")
+    CONSULTING = "consulting", _("Consulting")
+    MAINTENANCE = "maintenance", _("Maintenance")
+
+
+class TaxRate(models.TextChoices):
+    CONSTRUCTION = "0.09", _("9% construction services")
+    MODERN_SERVICES = "0.06", _("6% modern services")
+    GOODS = "0.13", _("13% goods")
+    SIMPLIFIED = "0.03", _("3% small-scale (simplified)")
+    EXEMPT = "0.00", _("0% exempt")
+
+
+class AttachmentKind(models.TextChoices):
+    QUOTATION = "quotation", _("Quotation")
+    SIGNED_CONTRACT = "signed_contract", _("Signed contract")
+    ACCEPTANCE_REPORT = "acceptance_report", _("Acceptance report")
+    DRAWING = "drawing", _("Drawing")
+    PHOTO = "photo", _("Site photo")
+    SETTLEMENT = "settlement", _("Settlement statement")
+    OTHER = "other", _("Other")
+
+
+class Order(BaseModel):
+    """An engineering order. Invariants, kept by orders.services:
+    - `state` changes only through a transition of orders.state, applied with compare-and-set on
+      `version`, each leaving one OrderHistory row, one audit entry and one outbox message;
+    - a child order's amount fits in what is left of its parent's (non-cancelled children summed);
+    - the tree is at most three levels deep (main contract, subcontract, sub-subcontract);
+    - `contract_amount` is tax-inclusive; tax and net are derived, rounded half-up to the cent.
+    """
+
+    number = models.CharField(_("number"), max_length=20, unique=True)
+    title = models.CharField(_("title"), max_length=200)
+    customer = models.ForeignKey(
+        "masterdata.Customer", on_delete=models.PROTECT, related_name="orders", verbose_name=_("customer")
+    )
+    project = models.ForeignKey(
+        "masterdata.Project", on_delete=models.PROTECT, related_name="orders", verbose_name=_("project")
+    )
+    kind = models.CharField(_("type"), max_length=20, choices=OrderKind.choices, default=OrderKind.CONSTRUCTION)
+    region = models.CharField(_("region"), max_length=20, db_index=True)
+    contract_amount = models.DecimalField(_("contract amount"), max_digits=16, decimal_places=2)
+    tax_rate = models.DecimalField(_("tax rate"), max_digits=4, decimal_places=2, default=Decimal("0.09"))
+    description = models.TextField(_("description"), blank=True)
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="children", verbose_name=_("parent order")
+    )
+    level = models.PositiveSmallIntegerField(_("level"), default=1)
+    state = models.CharField(
+        _("state"), max_length=24, choices=OrderState.choices, default=OrderState.INITIATED, db_index=True
+    )
+    stage_owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="owned_orders",
+        verbose_name=_("stage owner"),
+    )
+    stage_entered_at = models.DateTimeField(_("stage entered at"), default=timezone.now)
+    stage_deadline = models.DateTimeField(_("stage deadline"), null=True, blank=True, db_index=True)
+    held_from = models.CharField(max_length=24, blank=True)
+    cancel_reason = models.TextField(_("cancellation reason"), blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", verbose_name=_("created by")
+    )
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", verbose_name=_("updated by")
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["project", "state"], name="order_project_state_idx"),
+            models.Index(fields=["state", "stage_deadline"], name="order_state_deadline_idx"),
+        ]
+        permissions = [("view_all_orders", "Can see orders of every project")]
+        verbose_name = _("order")
+        verbose_name_plural = _("orders")
+
+    def __str__(self):
+        return f"{self.number} {self.title}"
+
+    @property
+    def tax_amount(self) -> Decimal:
+        net = self.net_amount
+        return (self.contract_amount - net).quantize(CENT, ROUND_HALF_UP)
+
+    @property
+    def net_amount(self) -> Decimal:
+        return (self.contract_amount / (Decimal(1) + self.tax_rate)).quantize(CENT, ROUND_HALF_UP)
+
+    @property
+    def is_overdue(self) -> bool:
+        return bool(
+            self.stage_deadline and self.stage_deadline < timezone.now() and self.state not in OrderState.terminal()
+        )
+
+
+class OrderHistory(models.Model):
+    """One transition of an order, as shown on its timeline. Written only with the transition."""
+
+    id = models.BigAutoField(primary_key=True)
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="history", verbose_name=_("order"))
+    transition = models.CharField(_("action"), max_length=40)
+    from_state = models.CharField(_("from"), max_length=24, blank=True)
+    to_state = models.CharField(_("to"), max_length=24)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", verbose_name=_("by")
+    )
+    at = models.DateTimeField(_("time"), default=timezone.now)
+    comment = models.TextField(_("comment"), blank=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+        verbose_name = _("order history entry")
+        verbose_name_plural = _("order history")
+
+    def __str__(self):
+        return f"{self.order_id}: {self.from_state} → {self.to_state}"
+
+
+def _attachment_path(instance, filename):
+    return f"orders/{instance.order_id}/{instance.id}"
+
+
+class Attachment(BaseModel):
+    """A file on an order or on one of its transitions. Its type was recognised from its content,
+    not its name; sha256 is of the stored bytes."""
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="attachments", verbose_name=_("order"))
+    history = models.ForeignKey(
+        OrderHistory,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="attachments",
+        verbose_name=_("transition"),
+    )
+    kind = models.CharField(_("kind"), max_length=24, choices=AttachmentKind.choices, default=AttachmentKind.OTHER)
+    file = models.FileField(_("file"), upload_to=_attachment_path, max_length=300)
+    original_name = models.CharField(_("file name"), max_length=200)
+    content_type = models.CharField(_("content type"), max_length=120)
+    size = models.PositiveBigIntegerField(_("size"))
+    sha256 = models.CharField(max_length=64)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", verbose_name=_("uploaded by")
+    )
+
+    class Meta:
+        ordering = ["created_at"]
+        verbose_name = _("attachment")
+        verbose_name_plural = _("attachments")
+
+    def __str__(self):
+        return self.original_name

@@ -1,0 +1,163 @@
+"""Every read of orders starts from the actor's scope: what they may not see does not exist."""
+
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from decimal import Decimal
+
+from django.db.models import Count, Q, QuerySet, Sum
+from django.utils import timezone
+
+from eoms.accounts.selectors import project_ids_in_scope
+
+from .errors import OrderNotFound, OrderPermissionDenied
+from .models import Order, OrderHistory
+from .policies import can_update_order, can_upload_attachment
+from .state import OrderState
+
+__all__ = [
+    "OrderFilters",
+    "ORDERING",
+    "list_orders",
+    "access_order",
+    "order_timeline",
+    "order_tree",
+    "state_counts",
+    "overdue_orders",
+    "get_order_by_number",
+]
+
+ORDERING = {
+    "created": "created_at",
+    "-created": "-created_at",
+    "amount": "contract_amount",
+    "-amount": "-contract_amount",
+    "deadline": "stage_deadline",
+    "-deadline": "-stage_deadline",
+    "number": "number",
+    "-number": "-number",
+    "updated": "updated_at",
+    "-updated": "-updated_at",
+}
+
+
+@dataclass
+class OrderFilters:
+    state: list[str] | None = None
+    project: str | None = None
+    customer: str | None = None
+    region: str | None = None
+    kind: str | None = None
+    stage_owner: str | None = None
+    amount_min: Decimal | None = None
+    amount_max: Decimal | None = None
+    created_from: date | None = None
+    created_to: date | None = None
+    overdue: bool | None = None
+    parent: str | None = None
+    q: str = ""
+    ordering: str = "-created"
+
+
+def _scoped(actor) -> QuerySet[Order]:
+    qs = Order.objects.all()
+    scope = project_ids_in_scope(actor)
+    if scope is not None:
+        qs = qs.filter(project_id__in=scope)
+    return qs
+
+
+def _day_start(d: date) -> datetime:
+    return timezone.make_aware(datetime.combine(d, time.min))
+
+
+def list_orders(*, actor, filters: OrderFilters | None = None) -> QuerySet[Order]:
+    f = filters or OrderFilters()
+    qs = _scoped(actor).select_related("project", "customer", "stage_owner")
+    if f.state:
+        qs = qs.filter(state__in=f.state)
+    if f.project:
+        qs = qs.filter(project_id=f.project)
+    if f.customer:
+        qs = qs.filter(customer_id=f.customer)
+    if f.region:
+        qs = qs.filter(region=f.region)
+    if f.kind:
+        qs = qs.filter(kind=f.kind)
+    if f.stage_owner:
+        qs = qs.filter(stage_owner_id=f.stage_owner)
+    if f.parent:
+        qs = qs.filter(parent_id=f.parent)
+    if f.amount_min is not None:
+        qs = qs.filter(contract_amount__gte=f.amount_min)
+    if f.amount_max is not None:
+        qs = qs.filter(contract_amount__lte=f.amount_max)
+    if f.created_from:
+        qs = qs.filter(created_at__gte=_day_start(f.created_from))
+    if f.created_to:
+        qs = qs.filter(created_at__lt=_day_start(f.created_to) + timezone.timedelta(days=1))
+    if f.overdue is not None:
+        late = Q(stage_deadline__lt=timezone.now()) & ~Q(state__in=OrderState.terminal())
+        qs = qs.filter(late) if f.overdue else qs.exclude(late)
+    if f.q:
+        q = f.q.strip()[:100]
+        qs = qs.filter(
+            Q(number__icontains=q)
+            | Q(title__icontains=q)
+            | Q(project__name__icontains=q)
+            | Q(customer__name__icontains=q)
+        )
+    return qs.order_by(ORDERING.get(f.ordering, "-created_at"), "-id")
+
+
+def access_order(actor, order_id, action: str = "view", *, for_update: bool = False) -> Order:
+    """The order if the actor may see it, else OrderNotFound (the same for missing and not yours).
+    For "change" or "attach" a visible order the actor may not change answers OrderPermissionDenied."""
+    qs = _scoped(actor).select_related("project", "customer", "stage_owner", "parent")
+    if for_update:
+        qs = qs.select_for_update(of=("self",))
+    try:
+        order = qs.get(pk=uuid.UUID(str(order_id)))
+    except (Order.DoesNotExist, ValueError):
+        raise OrderNotFound("No such order.")
+    if action == "change" and not can_update_order(actor, order):
+        raise OrderPermissionDenied(f"You may not edit order {order.number} in state {order.state}.")
+    if action == "attach" and not can_upload_attachment(actor, order):
+        raise OrderPermissionDenied(f"You may not add files to order {order.number} at this stage.")
+    return order
+
+
+def get_order_by_number(actor, number: str) -> Order:
+    order = _scoped(actor).filter(number=number).first()
+    if order is None:
+        raise OrderNotFound("No such order.")
+    return order
+
+
+def order_timeline(order: Order) -> list[OrderHistory]:
+    return list(order.history.select_related("actor").prefetch_related("attachments").order_by("at", "id"))
+
+
+def order_tree(actor, order: Order) -> dict:
+    """The subtree under `order` (children the actor may see), as nested dicts, in two queries per level."""
+    levels = [[order]]
+    while levels[-1]:
+        ids = [o.id for o in levels[-1]]
+        levels.append(list(_scoped(actor).filter(parent_id__in=ids).order_by("number")))
+    nodes = {o.id: {"order": o, "children": []} for level in levels for o in level}
+    for level in levels[1:]:
+        for child in level:
+            nodes[child.parent_id]["children"].append(nodes[child.id])
+    return nodes[order.id]
+
+
+def state_counts(*, actor) -> dict[str, dict]:
+    rows = _scoped(actor).values("state").annotate(n=Count("id"), amount=Sum("contract_amount"))
+    counts = {s: {"count": 0, "amount": Decimal("0.00")} for s in OrderState.values}
+    for row in rows:
+        counts[row["state"]] = {"count": row["n"], "amount": row["amount"] or Decimal("0.00")}
+    return counts
+
+
+def overdue_orders(*, actor) -> QuerySet[Order]:
+    return list_orders(actor=actor, filters=OrderFilters(overdue=True, ordering="deadline"))

@@ -1,0 +1,472 @@
+"""Every write of orders: create, update, transition, attach. One transaction each, each leaving
+exactly one audit entry and one outbox message per change (and one history row per transition)."""
+
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Sum
+from django.utils import timezone
+
+from eoms.accounts.roles import ProjectRole, Role
+from eoms.accounts.selectors import members_with_role, users_with_role
+from eoms.core.counters import next_value
+from eoms.core.events import emit
+
+from . import events, policies
+from .attachments import Upload
+from .errors import (
+    GuardFailed,
+    InvalidTransition,
+    OrderNotFound,
+    OrderPermissionDenied,
+    OrderValidationFailed,
+    StaleOrder,
+)
+from .models import Attachment, AttachmentKind, Order, OrderHistory, OrderKind, TaxRate
+from .selectors import access_order
+from .state import BY_NAME, DEFAULT_STAGE_DAYS, OrderState, Transition, transitions_from
+
+__all__ = [
+    "create_order",
+    "update_order",
+    "transition_order",
+    "attach_file",
+    "add_attachment",
+    "MAX_LEVEL",
+    "MAX_AMOUNT",
+]
+
+MAX_LEVEL = 3
+MAX_AMOUNT = Decimal("9999999999.99")  # ten billion yuan less a cent: larger is a typo
+
+
+def _field_error(field: str, message: str) -> OrderValidationFailed:
+    return OrderValidationFailed(message, errors=[{"field": field, "message": message}])
+
+
+def _clean_amount(value) -> Decimal:
+    try:
+        amount = Decimal(str(value))
+    except (InvalidOperation, ValueError, TypeError):
+        raise _field_error("contract_amount", "Enter an amount in yuan, e.g. 1250000.00.")
+    if not amount.is_finite() or amount <= 0:
+        raise _field_error("contract_amount", "The amount must be greater than zero.")
+    if amount > MAX_AMOUNT:
+        raise _field_error("contract_amount", f"The amount may not exceed {MAX_AMOUNT:,}.")
+    if amount != amount.quantize(Decimal("0.01")):
+        raise _field_error("contract_amount", "Amounts have at most two decimal places.")
+    return amount.quantize(Decimal("0.01"))
+
+
+def _clean_tax_rate(value) -> Decimal:
+    rate = str(Decimal(str(value)).quantize(Decimal("0.01"))) if value is not None else ""
+    if rate not in TaxRate.values:
+        raise _field_error("tax_rate", f"Tax rate must be one of {', '.join(TaxRate.values)}.")
+    return Decimal(rate)
+
+
+def _clean_text(field: str, value, *, max_length: int, required: bool = False) -> str:
+    text = (value or "").strip() if isinstance(value, str) or value is None else None
+    if text is None:
+        raise _field_error(field, "Must be text.")
+    if required and not text:
+        raise _field_error(field, "This field is required.")
+    if len(text) > max_length:
+        raise _field_error(field, f"At most {max_length} characters.")
+    return text
+
+
+def _stage_deadline(state: str, start: datetime) -> datetime | None:
+    days = settings.STAGE_DAYS.get(state, DEFAULT_STAGE_DAYS.get(state))
+    return start + timedelta(days=days) if days else None
+
+
+def _stage_owner(order: Order, rule: str, actor):
+    """Who owns the stage an order enters, by the transition's owner rule."""
+    if rule == "none":
+        return None
+    if rule == "actor":
+        return actor
+    if rule == "approver":
+        return (
+            members_with_role(order.project_id, ProjectRole.VIEWER).filter(groups__name=Role.APPROVER).first()
+            or users_with_role(Role.APPROVER).filter(memberships__project_id=order.project_id).first()
+            or users_with_role(Role.APPROVER).order_by("username").first()
+        )
+    if rule == "finance":
+        return (
+            users_with_role(Role.FINANCE).filter(memberships__project_id=order.project_id).first()
+            or users_with_role(Role.FINANCE).order_by("username").first()
+        )
+    if rule == "engineer":
+        engineer = members_with_role(order.project_id, ProjectRole.ENGINEER).first()
+        if engineer:
+            return engineer
+    return order.project.manager or members_with_role(order.project_id, ProjectRole.PM).first()
+
+
+def _room_in_parent(parent: Order, *, exclude_id=None) -> Decimal:
+    taken = parent.children.exclude(state=OrderState.CANCELLED).exclude(pk=exclude_id).aggregate(
+        total=Sum("contract_amount")
+    )["total"] or Decimal("0")
+    return parent.contract_amount - taken
+
+
+@transaction.atomic
+def create_order(
+    *,
+    actor,
+    project,
+    title: str,
+    contract_amount,
+    customer=None,
+    kind: str = OrderKind.CONSTRUCTION,
+    tax_rate=Decimal("0.09"),
+    description: str = "",
+    parent_id=None,
+    stage_owner=None,
+) -> Order:
+    """Open an order (立项) on `project`. A child order (`parent_id`) must be on the same project, fit in
+    what is left of its parent's amount, and not go deeper than three levels."""
+    if not policies.can_create_order(actor, project.id):
+        scope_error = OrderPermissionDenied(f"You may not create orders on project {project.code}.")
+        raise scope_error
+    title = _clean_text("title", title, max_length=200, required=True)
+    description = _clean_text("description", description, max_length=20000)
+    amount = _clean_amount(contract_amount)
+    rate = _clean_tax_rate(tax_rate)
+    if kind not in OrderKind.values:
+        raise _field_error("kind", f"Type must be one of {', '.join(OrderKind.values)}.")
+    customer = customer or project.customer
+    if customer.pk != project.customer_id:
+        raise _field_error("customer", "The customer must be the project's customer.")
+    parent, level = None, 1
+    if parent_id:
+        try:
+            parent = access_order(actor, parent_id, for_update=True)  # lock: children are sized against it
+        except OrderNotFound:
+            raise _field_error("parent_id", "No such parent order.")
+        if parent.project_id != project.id:
+            raise _field_error("parent_id", "A subcontract order belongs to its parent's project.")
+        if parent.state in OrderState.terminal():
+            raise _field_error("parent_id", f"Order {parent.number} is {parent.state}; it takes no new subcontracts.")
+        level = parent.level + 1
+        if level > MAX_LEVEL:
+            raise _field_error("parent_id", "Orders nest at most three levels (main, sub, sub-sub).")
+        room = _room_in_parent(parent)
+        if amount > room:
+            raise _field_error(
+                "contract_amount",
+                f"Order {parent.number} has {room:,.2f} left for subcontracts; {amount:,.2f} exceeds it.",
+            )
+    now = timezone.now()
+    year = timezone.localtime(now).year
+    number = f"ORD-{year}-{next_value(f'order:{year}'):06d}"
+    order = Order.objects.create(
+        number=number,
+        title=title,
+        customer=customer,
+        project=project,
+        kind=kind,
+        region=project.region,
+        contract_amount=amount,
+        tax_rate=rate,
+        description=description,
+        parent=parent,
+        level=level,
+        state=OrderState.INITIATED,
+        stage_owner=stage_owner or project.manager or actor,
+        stage_entered_at=now,
+        stage_deadline=_stage_deadline(OrderState.INITIATED, now),
+        created_by=actor,
+        updated_by=actor,
+    )
+    OrderHistory.objects.create(
+        order=order, transition="create", from_state="", to_state=order.state, actor=actor, at=now, comment=""
+    )
+    emit(
+        events.OrderCreated(
+            order_id=order.id,
+            number=number,
+            project_id=project.id,
+            parent_id=parent.id if parent else None,
+            amount=str(amount),
+        ),
+        actor=actor,
+        object_repr=number,
+        changes={
+            "title": title,
+            "contract_amount": amount,
+            "tax_rate": rate,
+            "kind": kind,
+            "project": project.code,
+            "parent": parent.number if parent else None,
+        },
+    )
+    return order
+
+
+@transaction.atomic
+def update_order(*, actor, order_id, changes: dict, expected_version: int | None = None) -> Order:
+    """Change fields of an order; only the fields its state allows (state.EDITABLE_FIELDS)."""
+    order = access_order(actor, order_id, "view", for_update=True)
+    if expected_version is not None and expected_version != order.version:
+        raise StaleOrder(f"Order {order.number} is at version {order.version}, not {expected_version}; reload it.")
+    allowed = policies.editable_fields(actor, order)
+    if not allowed:
+        raise OrderPermissionDenied(f"You may not edit order {order.number} in state {order.state}.")
+    refused = sorted(set(changes) - allowed)
+    if refused:
+        raise OrderValidationFailed(
+            f"Order {order.number} is {order.state}; these fields cannot change now: {', '.join(refused)}.",
+            errors=[{"field": f, "message": f"Not editable in state {order.state}."} for f in refused],
+        )
+    cleaned = {}
+    for field, value in changes.items():
+        if field == "title":
+            cleaned[field] = _clean_text("title", value, max_length=200, required=True)
+        elif field == "description":
+            cleaned[field] = _clean_text("description", value, max_length=20000)
+        elif field == "contract_amount":
+            cleaned[field] = _clean_amount(value)
+            _check_amount_in_tree(order, cleaned[field])
+        elif field == "tax_rate":
+            cleaned[field] = _clean_tax_rate(value)
+        elif field == "kind":
+            if value not in OrderKind.values:
+                raise _field_error("kind", f"Type must be one of {', '.join(OrderKind.values)}.")
+            cleaned[field] = value
+        elif field == "stage_deadline":
+            if value is not None and (not isinstance(value, datetime) or timezone.is_naive(value)):
+                raise _field_error("stage_deadline", "Give a date and time with its time zone.")
+            cleaned[field] = value
+        elif field == "stage_owner":
+            cleaned[field] = value
+    diff = {}
+    for field, value in cleaned.items():
+        before = getattr(order, field)
+        if before != value:
+            diff[field] = [str(before) if before is not None else None, str(value) if value is not None else None]
+            setattr(order, field, value)
+    if not diff:
+        return order
+    updated = Order.objects.filter(pk=order.pk, version=order.version).update(
+        **cleaned, version=F("version") + 1, updated_by=actor, updated_at=timezone.now()
+    )
+    if not updated:
+        raise StaleOrder(f"Order {order.number} was changed by someone else; reload it.")
+    emit(
+        events.OrderUpdated(order_id=order.id, number=order.number, fields=tuple(sorted(diff))),
+        actor=actor,
+        object_repr=order.number,
+        changes=diff,
+    )
+    order.refresh_from_db()
+    return order
+
+
+def _check_amount_in_tree(order: Order, amount: Decimal) -> None:
+    if order.parent_id:
+        parent = Order.objects.select_for_update().get(pk=order.parent_id)
+        room = _room_in_parent(parent, exclude_id=order.pk)
+        if amount > room:
+            raise _field_error(
+                "contract_amount",
+                f"Order {parent.number} has {room:,.2f} left for subcontracts; {amount:,.2f} exceeds it.",
+            )
+    children_total = order.children.exclude(state=OrderState.CANCELLED).aggregate(total=Sum("contract_amount"))[
+        "total"
+    ] or Decimal("0")
+    if amount < children_total:
+        raise _field_error(
+            "contract_amount", f"Its subcontracts already take {children_total:,.2f}; the amount cannot be less."
+        )
+
+
+def _explain_illegal(order: Order, transition: Transition) -> str:
+    allowed = ", ".join(t.name for t in transitions_from(order.state)) or "none"
+    sources = ", ".join(transition.sources)
+    return (
+        f"Order {order.number} is {order.state}; '{transition.name}' is possible only from {sources}. "
+        f"Possible now: {allowed}."
+    )
+
+
+def transition_order(
+    *,
+    actor,
+    order_id,
+    name: str,
+    comment: str = "",
+    expected_version: int | None = None,
+    attachments: list[tuple[str, Upload]] = (),
+    attachment_ids: list = (),
+) -> Order:
+    """Take transition `name` on an order (state.TRANSITIONS). Illegal from the current state or
+    stale (someone else moved it first): 409. Not allowed for this actor: 403. Guard not met: 409 with
+    the guard's code. Attachments given here are stored with the transition, atomically: files of a
+    failed transition are removed again. `attachment_ids` names files already on the order (uploaded
+    earlier and not yet part of a transition) to show with this transition."""
+    stored: list[str] = []
+    try:
+        return _transition(
+            actor=actor,
+            order_id=order_id,
+            name=name,
+            comment=comment,
+            expected_version=expected_version,
+            attachments=attachments,
+            attachment_ids=attachment_ids,
+            stored=stored,
+        )
+    except BaseException:
+        for path in stored:
+            Attachment.file.field.storage.delete(path)
+        raise
+
+
+@transaction.atomic
+def _transition(*, actor, order_id, name, comment, expected_version, attachments, attachment_ids, stored) -> Order:
+    transition = BY_NAME.get(name)
+    order = access_order(actor, order_id)
+    if transition is None:
+        raise InvalidTransition(
+            f"Unknown action '{name}'. Possible now: "
+            f"{', '.join(t.name for t in transitions_from(order.state)) or 'none'}."
+        )
+    if order.state not in transition.sources:
+        raise InvalidTransition(_explain_illegal(order, transition), current_state=order.state)
+    if not policies.can_take_transition(actor, order, transition):
+        raise OrderPermissionDenied(f"You may not '{transition.name}' order {order.number}.")
+    if expected_version is not None and expected_version != order.version:
+        raise StaleOrder(
+            f"Order {order.number} is at version {order.version}, not {expected_version}; reload it.",
+            current_state=order.state,
+            current_version=order.version,
+        )
+    comment = _clean_text("comment", comment, max_length=4000, required=transition.comment_required)
+    added = [
+        add_attachment(actor=actor, order=order, kind=kind, upload=upload, stored=stored)
+        for kind, upload in attachments
+    ]
+    if attachment_ids:
+        wanted = {str(i) for i in attachment_ids}
+        linked = list(order.attachments.filter(pk__in=wanted, history__isnull=True))
+        if len(linked) != len(wanted):
+            raise _field_error("attachment_ids", "Name files of this order not yet shown with another action.")
+        added += linked
+    for guard in transition.guards:
+        problem = guard.check(order)
+        if problem:
+            raise GuardFailed(problem, code=guard.code)
+    now = timezone.now()
+    target = transition.target
+    owner = _stage_owner(order, transition.owner, actor)
+    values = {
+        "state": target,
+        "stage_owner": owner,
+        "stage_entered_at": now,
+        "stage_deadline": _stage_deadline(target, now),
+        "updated_by": actor,
+    }
+    if transition.name == "hold":
+        values["held_from"] = order.state
+    if transition.name == "cancel":
+        values["cancel_reason"] = comment
+    # Compare-and-set: zero rows means another request moved the order after we read it.
+    updated = Order.objects.filter(pk=order.pk, version=order.version, state=order.state).update(
+        **values, version=F("version") + 1, updated_at=now
+    )
+    if not updated:
+        current = Order.objects.filter(pk=order.pk).values_list("state", "version").first()
+        raise StaleOrder(
+            f"Order {order.number} was changed by someone else (now {current[0]}); reload it.",
+            current_state=current[0],
+            current_version=current[1],
+        )
+    history = OrderHistory.objects.create(
+        order=order,
+        transition=transition.name,
+        from_state=order.state,
+        to_state=target,
+        actor=actor,
+        at=now,
+        comment=comment,
+    )
+    if added:
+        Attachment.objects.filter(pk__in=[a.pk for a in added]).update(history=history)
+    emit(
+        events.OrderTransitioned(
+            order_id=order.id,
+            number=order.number,
+            transition=transition.name,
+            from_state=order.state,
+            to_state=target,
+            stage_owner_id=owner.pk if owner else None,
+            project_id=order.project_id,
+        ),
+        actor=actor,
+        action=f"orders.{transition.name}",
+        object_repr=order.number,
+        changes={
+            "state": [order.state, target],
+            "comment": comment,
+            "stage_owner": [str(order.stage_owner_id or ""), str(owner.pk if owner else "")],
+            "attachments": [a.sha256 for a in added],
+        },
+    )
+    order.refresh_from_db()
+    return order
+
+
+def attach_file(*, actor, order_id, kind: str, upload: Upload) -> Attachment:
+    """Store a checked upload (orders.attachments.inspect_upload) on an order; 404 if the order is
+    not visible, 403 if the actor may not add files at its stage. A failed write removes the file."""
+    stored: list[str] = []
+    try:
+        with transaction.atomic():
+            order = access_order(actor, order_id, "attach")
+            return add_attachment(actor=actor, order=order, kind=kind, upload=upload, stored=stored)
+    except BaseException:
+        for path in stored:
+            Attachment.file.field.storage.delete(path)
+        raise
+
+
+@transaction.atomic
+def add_attachment(*, actor, order: Order, kind: str, upload: Upload, stored: list) -> Attachment:
+    """Store a checked upload on an order inside the caller's transaction; the stored file's path is
+    appended to `stored` so the caller can remove it if the transaction fails."""
+    if not policies.can_upload_attachment(actor, order):
+        raise OrderPermissionDenied(f"You may not add files to order {order.number} at this stage.")
+    if kind not in AttachmentKind.values:
+        raise _field_error("kind", f"Attachment kind must be one of {', '.join(AttachmentKind.values)}.")
+    attachment = Attachment(
+        order=order,
+        kind=kind,
+        original_name=upload.name,
+        content_type=upload.content_type,
+        size=upload.size,
+        sha256=upload.sha256,
+        uploaded_by=actor,
+    )
+    attachment.file.save(upload.name, upload.as_file(), save=False)
+    stored.append(attachment.file.name)
+    attachment.save(force_insert=True)
+    emit(
+        events.AttachmentAdded(
+            order_id=order.id, number=order.number, attachment_id=attachment.id, kind=kind, sha256=upload.sha256
+        ),
+        actor=actor,
+        object_repr=f"{order.number}: {upload.name}",
+        changes={
+            "kind": kind,
+            "name": upload.name,
+            "size": upload.size,
+            "sha256": upload.sha256,
+            "content_type": upload.content_type,
+        },
+    )
+    return attachment

@@ -1,0 +1,168 @@
+"""A small company for tests: one project with a member of every role, one outsider, and helpers
+that walk an order through real services to any state."""
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from eoms.accounts.roles import ProjectRole, Role
+from eoms.orders import services
+from eoms.orders.attachments import inspect_upload
+from eoms.orders.models import Order
+from eoms.orders.state import OrderState
+
+from .factories import MembershipFactory, ProjectFactory, UserFactory
+
+# The smallest valid PDF: enough for the content check (magic bytes %PDF-).
+PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082"
+)
+
+# The path to each state through the transition table, from INITIATED.
+PATHS: dict[str, list[str]] = {
+    OrderState.INITIATED: [],
+    OrderState.QUOTING: ["start_quotation"],
+    OrderState.PENDING_APPROVAL: ["start_quotation", "submit"],
+    OrderState.APPROVED: ["start_quotation", "submit", "approve"],
+    OrderState.REJECTED: ["start_quotation", "submit", "reject"],
+    OrderState.SIGNED: ["start_quotation", "submit", "approve", "sign"],
+    OrderState.IN_EXECUTION: ["start_quotation", "submit", "approve", "sign", "start_execution"],
+    OrderState.ON_HOLD: ["start_quotation", "submit", "approve", "sign", "start_execution", "hold"],
+    OrderState.PENDING_ACCEPTANCE: [
+        "start_quotation",
+        "submit",
+        "approve",
+        "sign",
+        "start_execution",
+        "request_acceptance",
+    ],
+    OrderState.ACCEPTED: [
+        "start_quotation",
+        "submit",
+        "approve",
+        "sign",
+        "start_execution",
+        "request_acceptance",
+        "accept",
+    ],
+    OrderState.SETTLING: [
+        "start_quotation",
+        "submit",
+        "approve",
+        "sign",
+        "start_execution",
+        "request_acceptance",
+        "accept",
+        "start_settlement",
+    ],
+    OrderState.SETTLED: [
+        "start_quotation",
+        "submit",
+        "approve",
+        "sign",
+        "start_execution",
+        "request_acceptance",
+        "accept",
+        "start_settlement",
+        "settle",
+    ],
+    OrderState.CANCELLED: ["cancel"],
+}
+
+
+@dataclass
+class World:
+    project: object
+    other_project: object
+    admin: object
+    pm: object
+    approver: object
+    engineer: object
+    finance: object
+    auditor: object
+    outsider: object  # a project manager of another project
+
+    def actor_for(self, transition: str):
+        return {
+            "approve": self.approver,
+            "reject": self.approver,
+            "start_settlement": self.finance,
+            "settle": self.finance,
+        }.get(transition, self.pm)
+
+    @property
+    def by_role(self) -> dict:
+        return {
+            "admin": self.admin,
+            "project_manager": self.pm,
+            "approver": self.approver,
+            "field_engineer": self.engineer,
+            "finance": self.finance,
+            "auditor": self.auditor,
+            "outsider": self.outsider,
+        }
+
+    def order(
+        self,
+        state: str = OrderState.INITIATED,
+        *,
+        amount: str = "1000000.00",
+        parent=None,
+        title: str = "道路改造工程施工",
+    ) -> Order:
+        order = services.create_order(
+            actor=self.pm,
+            project=self.project,
+            title=title,
+            contract_amount=Decimal(amount),
+            parent_id=parent.id if parent else None,
+        )
+        for name in PATHS[state]:
+            self.walk(order, name)
+        order.refresh_from_db()
+        return order
+
+    def walk(self, order: Order, name: str) -> Order:
+        attachments = []
+        if name == "sign":
+            attachments = [("signed_contract", inspect_upload("contract.pdf", PDF))]
+        elif name == "accept":
+            attachments = [("acceptance_report", inspect_upload("report.pdf", PDF))]
+        return services.transition_order(
+            actor=self.actor_for(name),
+            order_id=order.id,
+            name=name,
+            comment="测试" if name in ("reject", "hold", "cancel") else "",
+            attachments=attachments,
+        )
+
+
+def build_world() -> World:
+    project = ProjectFactory()
+    other = ProjectFactory()
+    admin = UserFactory(username="admin1", roles=[Role.ADMIN])
+    pm = UserFactory(username="pm1", roles=[Role.PROJECT_MANAGER])
+    approver = UserFactory(username="approver1", roles=[Role.APPROVER])
+    engineer = UserFactory(username="engineer1", roles=[Role.FIELD_ENGINEER])
+    finance = UserFactory(username="finance1", roles=[Role.FINANCE])
+    auditor = UserFactory(username="auditor1", roles=[Role.AUDITOR])
+    outsider = UserFactory(username="pm2", roles=[Role.PROJECT_MANAGER])
+    project.manager = pm
+    project.save()
+    MembershipFactory(user=pm, project=project, role=ProjectRole.PM)
+    MembershipFactory(user=approver, project=project, role=ProjectRole.VIEWER)
+    MembershipFactory(user=engineer, project=project, role=ProjectRole.ENGINEER)
+    MembershipFactory(user=finance, project=project, role=ProjectRole.VIEWER)
+    MembershipFactory(user=outsider, project=other, role=ProjectRole.PM)
+    return World(
+        project=project,
+        other_project=other,
+        admin=admin,
+        pm=pm,
+        approver=approver,
+        engineer=engineer,
+        finance=finance,
+        auditor=auditor,
+        outsider=outsider,
+    )
