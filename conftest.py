@@ -1,4 +1,40 @@
+import os
+
 import pytest
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
+    """EOMS_TEST_DB_SUFFIX=name gives this run its own test database on a server (test_eoms_name),
+    so several runs can share one PostgreSQL or MariaDB at the same time."""
+    suffix = os.environ.get("EOMS_TEST_DB_SUFFIX", "")
+    if not suffix:
+        return
+    from django.conf import settings
+
+    for db in settings.DATABASES.values():
+        if db["ENGINE"] == "django.db.backends.sqlite3":
+            continue
+        test = db.setdefault("TEST", {})
+        test["NAME"] = f"{test.get('NAME') or 'test_' + db['NAME']}_{suffix}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _fast_password_hashing():
+    """Argon2 costs ~100 ms a user, and every test builds several users. Tests hash with MD5 first;
+    argon2 hashes still verify. A test about the production hasher asks for `real_password_hashers`."""
+    from django.conf import settings
+    from django.test.utils import override_settings
+
+    with override_settings(
+        PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher", *settings.PASSWORD_HASHERS]
+    ):
+        yield
+
+
+@pytest.fixture
+def real_password_hashers(settings):
+    settings.PASSWORD_HASHERS = [h for h in settings.PASSWORD_HASHERS if not h.endswith("MD5PasswordHasher")]
 
 
 @pytest.fixture(autouse=True)
@@ -12,3 +48,24 @@ def world(db):
     from eoms.testing.world import build_world
 
     return build_world()
+
+
+@pytest.fixture(autouse=True)
+def _migration_data_after_flush(request):
+    """A transactional test (django_db(transaction=True), transactional_db, live_server) ends by
+    flushing every table, which also removes the rows data migrations made: the audit chain head and
+    the order number counters. Put them back before each such test, as a fresh database has them."""
+    marker = request.node.get_closest_marker("django_db")
+    transactional = (
+        (marker is not None and marker.kwargs.get("transaction", marker.args[0] if marker.args else False))
+        or "transactional_db" in request.fixturenames
+        or "live_server" in request.fixturenames
+    )
+    if transactional:
+        import importlib
+
+        from django.apps import apps
+
+        request.getfixturevalue("transactional_db")
+        importlib.import_module("eoms.core.migrations.0002_chain_head").create_head(apps, None)
+        importlib.import_module("eoms.orders.migrations.0002_number_counters").create_counters(apps, None)

@@ -12,9 +12,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.utils import timezone
+from django.utils.ipv6 import clean_ipv6_address
 
 from .context import current_request
 from .models import AuditChainHead, AuditEntry
@@ -36,6 +38,17 @@ def normalise(value):
     return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
 
 
+def _ip(value: str | None) -> str | None:
+    """An IPv6 address in the one spelling the database gives back (compressed, lower case), so the
+    hash does not depend on how the request wrote it; IPv4 addresses have only one spelling."""
+    if value and ":" in value:
+        try:
+            return clean_ipv6_address(value)
+        except ValidationError:
+            return value
+    return value
+
+
 def _canonical(entry: AuditEntry) -> bytes:
     at = entry.at.astimezone(UTC) if isinstance(entry.at, datetime) else entry.at
     body = {
@@ -43,7 +56,7 @@ def _canonical(entry: AuditEntry) -> bytes:
         "at": at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         "actor": str(entry.actor_id) if entry.actor_id else None,
         "actor_repr": entry.actor_repr,
-        "ip": entry.ip,
+        "ip": _ip(entry.ip),
         "request_id": entry.request_id,
         "action": entry.action,
         "object_type": entry.object_type,
@@ -74,7 +87,7 @@ def record(
         at=timezone.now(),
         actor_id=actor_id,
         actor_repr=(getattr(actor, "username", "") or "system")[:150] if actor is not None else "system",
-        ip=info.ip,
+        ip=_ip(info.ip),
         request_id=info.request_id,
         action=action,
         object_type=object_type,
