@@ -20,6 +20,16 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
 
 
 @pytest.fixture(scope="session", autouse=True)
+def _static_root():
+    """WhiteNoise warns on every request when STATIC_ROOT does not exist (before collectstatic)."""
+    from pathlib import Path
+
+    from django.conf import settings
+
+    Path(settings.STATIC_ROOT).mkdir(parents=True, exist_ok=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
 def _fast_password_hashing():
     """Argon2 costs ~100 ms a user, and every test builds several users. Tests hash with MD5 first;
     argon2 hashes still verify. A test about the production hasher asks for `real_password_hashers`."""

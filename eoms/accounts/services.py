@@ -144,6 +144,8 @@ def issue_api_token(*, actor: User, name: str, days: int | None = None) -> tuple
     name = (name or "").strip()
     if not name:
         raise ValidationFailed(errors=[{"field": "name", "message": "Give the token a name."}])
+    if "\x00" in name:  # PostgreSQL cannot store it
+        raise ValidationFailed(errors=[{"field": "name", "message": "Contains a NUL character."}])
     days = settings.API_TOKEN_DEFAULT_DAYS if days is None else days
     if not 1 <= days <= 366:
         raise ValidationFailed(errors=[{"field": "days", "message": "A token lives from 1 to 366 days."}])

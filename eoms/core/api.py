@@ -38,8 +38,20 @@ def problem(status: int, code: str, title: str, detail: str = "", errors: list |
     )
 
 
+_SOURCES = frozenset({"body", "query", "path", "form", "file", "header", "cookie"})
+# Names our endpoints give to a Schema parameter (`payload: OrderIn`, `filters: Query[...]`): not part
+# of what the client sent. Ninja leaves them in the location of errors in list-valued query fields.
+_WRAPPERS = frozenset({"payload", "filters"})
+
+
 def _field_path(loc) -> str:
-    parts = [str(p) for p in loc if p not in ("body", "query", "path", "form", "file", "payload")]
+    """The client's name of the field in error: ("query", "filters", "state", 0) -> "state.0",
+    ("file", "file") -> "file", ("body", "payload") -> "body" (the whole body is missing)."""
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in _SOURCES:
+        parts = parts[1:]
+    if parts and parts[0] in _WRAPPERS:
+        parts = parts[1:]
     return ".".join(parts) or "body"
 
 

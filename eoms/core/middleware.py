@@ -6,6 +6,7 @@ import uuid
 
 from django.conf import settings
 
+from .api import PROBLEM_CONTENT_TYPE, problem
 from .context import RequestInfo, reset_request_info, set_request_info
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
@@ -61,5 +62,23 @@ class RequestContextMiddleware:
             response = self.get_response(request)
         finally:
             reset_request_info(token)
+        if request.path.startswith("/api/") and response.status_code in (404, 405):
+            response = _api_problem(request, response)
         response["X-Request-ID"] = request_id
         return response
+
+
+def _api_problem(request, response):
+    """Errors leave the API as problem+json, also those Django answers before any endpoint runs: a
+    path no endpoint has (404) and a method the endpoint does not take (405)."""
+    if response.get("Content-Type", "").startswith(PROBLEM_CONTENT_TYPE):
+        return response
+    if response.status_code == 404:
+        return problem(404, "not_found", "Not found", f"No API endpoint at {request.path}.")
+    allowed = response.get("Allow", "")
+    converted = problem(
+        405, "method_not_allowed", "Method not allowed", f"{request.method} is not allowed here; use {allowed}."
+    )
+    if allowed:
+        converted["Allow"] = allowed
+    return converted

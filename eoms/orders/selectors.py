@@ -99,8 +99,8 @@ def list_orders(*, actor, filters: OrderFilters | None = None) -> QuerySet[Order
     if f.overdue is not None:
         late = Q(stage_deadline__lt=timezone.now()) & ~Q(state__in=OrderState.terminal())
         qs = qs.filter(late) if f.overdue else qs.exclude(late)
-    if f.q:
-        q = f.q.strip()[:100]
+    q = (f.q or "").replace("\x00", "").strip()[:100]  # PostgreSQL refuses NUL in a query
+    if q:
         qs = qs.filter(
             Q(number__icontains=q)
             | Q(title__icontains=q)

@@ -73,6 +73,8 @@ def _clean_text(field: str, value, *, max_length: int, required: bool = False) -
         raise _field_error(field, "Must be text.")
     if required and not text:
         raise _field_error(field, "This field is required.")
+    if "\x00" in text:  # PostgreSQL cannot store it; no one types it
+        raise _field_error(field, "Contains a NUL character.")
     if len(text) > max_length:
         raise _field_error(field, f"At most {max_length} characters.")
     return text

@@ -1,0 +1,104 @@
+"""Races on real connections: many threads take the same transition or create orders at once.
+
+Each thread has its own database connection (and closes it); a barrier releases them together.
+PostgreSQL and MariaDB run 20 threads; SQLite (one writer at a time, IMMEDIATE transactions that
+queue for up to 30 s) runs a smaller race where its test database allows it.
+"""
+
+import threading
+from decimal import Decimal
+
+import pytest
+from django.db import close_old_connections, connection
+
+from eoms.accounts.models import User
+from eoms.core.audit import verify_chain
+from eoms.core.errors import Conflict
+from eoms.core.models import AuditEntry
+from eoms.masterdata.models import Project
+from eoms.orders import services
+from eoms.orders.errors import InvalidTransition, StaleOrder
+from eoms.orders.models import Order, OrderHistory
+from eoms.orders.state import OrderState
+
+pytestmark = [pytest.mark.concurrency, pytest.mark.django_db(transaction=True)]
+
+SQLITE = connection.vendor == "sqlite"
+THREADS = 20
+
+
+def race(n: int, work) -> list:
+    """Run work(i) in n threads released together; each result or the exception it raised."""
+    barrier = threading.Barrier(n)
+    results: list = [None] * n
+
+    def run(i: int) -> None:
+        try:
+            barrier.wait(timeout=30)
+            results[i] = work(i)
+        except BaseException as exc:  # collected and asserted on by the test
+            results[i] = exc
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in threads), "a thread hung"
+    close_old_connections()
+    return results
+
+
+def _same_transition(world, n: int) -> None:
+    order = world.order(OrderState.QUOTING)
+    audit_before = AuditEntry.objects.count()
+
+    def submit(i):
+        actor = User.objects.get(pk=world.pm.pk)  # each thread its own user object and connection
+        return services.transition_order(actor=actor, order_id=order.id, name="submit", comment=f"thread {i}")
+
+    results = race(n, submit)
+    won = [r for r in results if isinstance(r, Order)]
+    lost = [r for r in results if not isinstance(r, Order)]
+    assert len(won) == 1, results
+    assert all(isinstance(r, StaleOrder | InvalidTransition) for r in lost), lost
+    assert all(isinstance(r, Conflict) and r.status == 409 for r in lost)
+    order.refresh_from_db()
+    assert (order.state, order.version) == (OrderState.PENDING_APPROVAL, 3)
+    rows = OrderHistory.objects.filter(order=order, transition="submit")
+    assert rows.count() == 1
+    assert rows.get().comment == won[0].history.get(transition="submit").comment
+    assert AuditEntry.objects.count() == audit_before + 1
+    assert verify_chain() is None
+
+
+def _concurrent_creates(world, n: int) -> None:
+    existing = Order.objects.count()
+
+    def create(i):
+        actor = User.objects.get(pk=world.pm.pk)
+        project = Project.objects.select_related("customer").get(pk=world.project.pk)
+        order = services.create_order(
+            actor=actor, project=project, title=f"并发创建 {i}", contract_amount=Decimal("1000.00") + i
+        )
+        return order.number
+
+    results = race(n, create)
+    assert all(isinstance(r, str) for r in results), results
+    assert len(set(results)) == n
+    year = results[0][4:8]
+    assert sorted(results) == [f"ORD-{year}-{k:06d}" for k in range(existing + 1, existing + n + 1)]
+    assert Order.objects.count() == existing + n
+    assert verify_chain() is None
+
+
+@pytest.mark.skipif(SQLITE, reason="needs a server database (PostgreSQL or MariaDB)")
+def test_one_of_twenty_concurrent_transitions_wins(world):
+    _same_transition(world, THREADS)
+
+
+@pytest.mark.skipif(SQLITE, reason="needs a server database (PostgreSQL or MariaDB)")
+def test_twenty_concurrent_creates_get_distinct_gapless_numbers(world):
+    _concurrent_creates(world, THREADS)
