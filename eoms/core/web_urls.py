@@ -1,3 +1,10 @@
-from django.urls import path  # noqa: F401
+"""Pages of the shared kernel, without a namespace: the audit browser."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from . import web_views
+
+urlpatterns = [
+    path("audit/", web_views.audit_log, name="audit"),
+    path("audit/verify/", web_views.audit_verify, name="audit_verify"),
+]
