@@ -1,0 +1,52 @@
+"""`eoms outbox status`: how far the relay is behind."""
+
+from django.core.management.base import BaseCommand
+from django.db.models import Min
+from django.utils import timezone
+
+from eoms.core.models import OutboxMessage
+
+
+def _age(seconds: float) -> str:
+    seconds = int(seconds)
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h {minutes}m"
+    if hours:
+        return f"{hours}h {minutes}m {secs}s"
+    if minutes:
+        return f"{minutes}m {secs}s"
+    return f"{secs}s"
+
+
+def _when(value) -> str:
+    return timezone.localtime(value).strftime("%Y-%m-%d %H:%M:%S") if value else "-"
+
+
+class Command(BaseCommand):
+    help = "Outbox tools. `status`: unsent backlog, age of the oldest unsent message, failing messages."
+
+    def add_arguments(self, parser):
+        sub = parser.add_subparsers(dest="action", required=True, title="actions")
+        sub.add_parser("status", help="Backlog, oldest unsent age and failing count.")
+
+    def handle(self, *args, action: str, **options):
+        if action == "status":
+            unsent = OutboxMessage.objects.filter(sent_at__isnull=True)
+            summary = unsent.aggregate(oldest=Min("created_at"))
+            backlog = unsent.count()
+            failing = unsent.filter(attempts__gt=0).count()
+            oldest = summary["oldest"]
+            age = _age((timezone.now() - oldest).total_seconds()) if oldest else "-"
+            self.stdout.write(f"backlog: {backlog} unsent message(s)")
+            self.stdout.write(f"oldest unsent: {age}")
+            self.stdout.write(f"failing: {failing} message(s) with failed attempts")
+            if failing:
+                for message in unsent.filter(attempts__gt=0).order_by("id")[:10]:
+                    self.stdout.write(
+                        f"  #{message.id} {message.event_type} {message.aggregate_type}:{message.aggregate_id} "
+                        f"attempts={message.attempts} next={_when(message.next_attempt_at)} "
+                        f"error={message.last_error[:120]}"
+                    )
