@@ -11,6 +11,7 @@ from django.utils import timezone
 from eoms.accounts.roles import Role
 from eoms.core.models import AuditEntry, OutboxMessage
 from eoms.orders import services, state
+from eoms.orders.attachments import inspect_upload
 from eoms.orders.models import Attachment, Order
 from eoms.orders.state import OrderState, Transition
 from eoms.testing.factories import UserFactory
@@ -614,3 +615,30 @@ def test_admin_manages_users_with_the_custom_fields(world):
     )
     assert response.status_code == 302
     assert world.pm.__class__.objects.get(username="newbie").display_name == "新人"
+
+
+# ------------------------------------------------------------------------------------------------ queries
+
+
+def _queries(client, url) -> int:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as ctx:
+        assert client.get(url).status_code == 200
+    return len(ctx.captured_queries)
+
+
+def test_list_dashboard_and_detail_queries_do_not_grow_with_rows(world, client_for):
+    parent = world.order(OrderState.QUOTING, amount="9000000.00")
+    for _ in range(2):
+        world.order(amount="100.00", parent=parent)
+    client = client_for(world.pm)
+    urls = [reverse("orders:list"), reverse("dashboard"), reverse("orders:detail", args=[parent.id])]
+    client.get(urls[0])  # warm the session and caches
+    before = [_queries(client, url) for url in urls]
+    for _ in range(12):
+        child = world.order(amount="100.00", parent=parent)
+        world.walk(child, "start_quotation")
+    services.attach_file(actor=world.pm, order_id=parent.id, kind="photo", upload=inspect_upload("a.png", PNG))
+    assert [_queries(client, url) for url in urls] == before
