@@ -113,9 +113,12 @@ def list_orders(*, actor, filters: OrderFilters | None = None) -> QuerySet[Order
 def access_order(actor, order_id, action: str = "view", *, for_update: bool = False) -> Order:
     """The order if the actor may see it, else OrderNotFound (the same for missing and not yours).
     For "change" or "attach" a visible order the actor may not change answers OrderPermissionDenied."""
-    qs = _scoped(actor).select_related("project", "customer", "stage_owner", "parent")
     if for_update:
-        qs = qs.select_for_update(of=("self",))
+        # Lock the order's row alone, without joins: PostgreSQL refuses FOR UPDATE on the nullable
+        # side of select_related's outer joins, and MariaDB has no FOR UPDATE OF to narrow it.
+        qs = _scoped(actor).select_for_update()
+    else:
+        qs = _scoped(actor).select_related("project", "customer", "stage_owner", "parent")
     try:
         order = qs.get(pk=uuid.UUID(str(order_id)))
     except (Order.DoesNotExist, ValueError):
