@@ -58,7 +58,10 @@ class Command(BaseCommand):
     @staticmethod
     def _drain(stop: threading.Event | None = None) -> int:
         total = 0
-        close_old_connections()
+        if stop is not None:
+            # A long-running relay drops connections the database closed or that outlived
+            # EOMS_DB_CONN_MAX_AGE, as a web request does.
+            close_old_connections()
         while stop is None or not stop.is_set():
             delivered = relay_once()
             total += delivered

@@ -5,6 +5,7 @@ when EOMS_RELAY_IN_PROCESS is on, runs the outbox relay as a thread of the servi
 files are served by whitenoise. For production use gunicorn or uvicorn and `eoms relay` instead.
 """
 
+import signal
 import threading
 from pathlib import Path
 
@@ -13,6 +14,10 @@ from django.core.management import call_command
 from django.core.management.commands.runserver import Command as RunserverCommand
 
 from eoms.core.relay import RelayThread
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 class Command(RunserverCommand):
@@ -44,6 +49,9 @@ class Command(RunserverCommand):
     def inner_run(self, *args, **options):
         # inner_run executes in the process that serves requests (the reloader's child when
         # --reload is given), so the relay starts exactly once, beside the requests it follows.
+        if threading.current_thread() is threading.main_thread():
+            # SIGTERM (systemd, docker stop, kill) stops the server the way Ctrl-C does: exit 0.
+            signal.signal(signal.SIGTERM, _interrupt)
         self.start_relay()
         super().inner_run(*args, **options)
 
