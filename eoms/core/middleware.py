@@ -74,7 +74,7 @@ def _api_problem(request, response):
     if response.get("Content-Type", "").startswith(PROBLEM_CONTENT_TYPE):
         return response
     if response.status_code == 404:
-        return problem(404, "not_found", "Not found", f"No API endpoint at {request.path}.")
+        return problem(404, "not_found", "Not found", f"Nothing found at {request.path}.")
     allowed = response.get("Allow", "")
     converted = problem(
         405, "method_not_allowed", "Method not allowed", f"{request.method} is not allowed here; use {allowed}."

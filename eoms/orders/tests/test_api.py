@@ -651,3 +651,20 @@ def test_refused_credentials(world):
         assert_problem(api.upload(order.id, "a.pdf", PDF), 401, "unauthenticated")
     assert_problem(Api().get(f"{BASE}/{order.id}"), 401, "unauthenticated")
     assert counts() == before
+
+
+def test_session_writes_need_the_csrf_token(world):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(world.pm)
+    body = json.dumps({"project_id": str(world.project.id), "title": "管网", "contract_amount": "1.00"})
+    before = counts()
+    assert_problem(client.post(BASE, body, "application/json"), 403, "http_403")
+    assert counts() == before
+    assert client.get(BASE).status_code == 200
+    secret = "csrfsecretcsrfsecretcsrfsecret12"
+    client.cookies["csrftoken"] = secret
+    assert client.post(BASE, body, "application/json", HTTP_X_CSRFTOKEN=secret).status_code == 201
+    # A bearer token is not a browser's ambient credential: no CSRF token needed.
+    _, token = issue_api_token(actor=world.pm, name="erp")
+    strict = Client(enforce_csrf_checks=True)
+    assert strict.post(BASE, body, "application/json", HTTP_AUTHORIZATION=f"Bearer {token}").status_code == 201
