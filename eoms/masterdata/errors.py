@@ -1,8 +1,19 @@
 from django.utils.translation import gettext_lazy as _
 
-from eoms.core.errors import NotFound, ValidationFailed
+from eoms.core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 
-__all__ = ["ProjectNotFound", "CustomerNotFound", "SupplierNotFound", "ProjectTypeNotFound", "MasterDataInvalid"]
+__all__ = [
+    "ProjectNotFound",
+    "CustomerNotFound",
+    "SupplierNotFound",
+    "ProjectTypeNotFound",
+    "MemberNotFound",
+    "MasterDataInvalid",
+    "MasterDataImportFailed",
+    "MasterDataPermissionDenied",
+    "StaleMasterData",
+    "MasterDataInUse",
+]
 
 
 class ProjectNotFound(NotFound):
@@ -25,5 +36,32 @@ class ProjectTypeNotFound(NotFound):
     title = _("Project type not found")
 
 
+class MemberNotFound(NotFound):
+    code = "project.member_not_found"
+    title = _("Not a member of this project")
+
+
 class MasterDataInvalid(ValidationFailed):
     code = "masterdata.validation_failed"
+
+
+class MasterDataImportFailed(ValidationFailed):
+    """A spreadsheet that was refused as a whole; `errors` lists {"row", "column", "message"} items,
+    where `row` is the spreadsheet's own row number (the header is row 1) or None for the whole file."""
+
+    code = "masterdata.import_failed"
+    title = _("The spreadsheet was not imported")
+
+
+class MasterDataPermissionDenied(PermissionDenied):
+    code = "masterdata.permission_denied"
+
+
+class StaleMasterData(Conflict):
+    code = "masterdata.stale"
+    title = _("The record was changed by someone else")
+
+
+class MasterDataInUse(Conflict):
+    code = "masterdata.in_use"
+    title = _("The record is in use")

@@ -3,11 +3,12 @@ customers, project types and suppliers are company-wide reference data every sig
 
 import uuid
 
-from django.db.models import QuerySet
+from django.db.models import Case, Count, Q, QuerySet, Value, When
 
+from eoms.accounts.roles import ProjectRole
 from eoms.accounts.selectors import project_ids_in_scope, roles_of
 
-from .errors import CustomerNotFound, ProjectNotFound
+from .errors import CustomerNotFound, ProjectNotFound, ProjectTypeNotFound, SupplierNotFound
 from .models import Customer, Project, ProjectType, Supplier
 
 __all__ = [
@@ -16,49 +17,105 @@ __all__ = [
     "list_customers",
     "access_customer",
     "list_project_types",
+    "access_project_type",
     "list_suppliers",
+    "access_supplier",
+    "list_project_members",
+    "list_customer_projects",
 ]
 
 
-def list_projects(*, actor, search: str = "") -> QuerySet[Project]:
+def _uuid(value) -> uuid.UUID:
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+
+
+def list_projects(
+    *, actor, search: str = "", region: str = "", customer_id=None, active: bool | None = None
+) -> QuerySet[Project]:
     qs = Project.objects.select_related("customer", "project_type", "manager")
     scope = project_ids_in_scope(actor)
     if scope is not None:
         qs = qs.filter(pk__in=scope)
     if search:
-        qs = qs.filter(name__icontains=search) | qs.filter(code__icontains=search)
+        search = search.strip()[:100]
+        qs = qs.filter(Q(name__icontains=search) | Q(code__icontains=search) | Q(city__icontains=search))
+    if region:
+        qs = qs.filter(region=region)
+    if customer_id:
+        qs = qs.filter(customer_id=customer_id)
+    if active is not None:
+        qs = qs.filter(is_active=active)
     return qs.order_by("code")
 
 
 def access_project(actor, project_id) -> Project:
     try:
-        return list_projects(actor=actor).get(pk=uuid.UUID(str(project_id)))
-    except (Project.DoesNotExist, ValueError):
+        return list_projects(actor=actor).get(pk=_uuid(project_id))
+    except (Project.DoesNotExist, ValueError, TypeError, AttributeError):
         raise ProjectNotFound("No such project.")
 
 
-def list_customers(*, actor, search: str = "") -> QuerySet[Customer]:
+def list_customers(*, actor, search: str = "", region: str = "") -> QuerySet[Customer]:
     qs = Customer.objects.all() if roles_of(actor) else Customer.objects.none()
     if search:
-        qs = qs.filter(name__icontains=search) | qs.filter(uscc__icontains=search)
-    return qs.order_by("name")
+        search = search.strip()[:100]
+        qs = qs.filter(Q(name__icontains=search) | Q(uscc__icontains=search))
+    if region:
+        qs = qs.filter(region=region)
+    return qs.order_by("name", "id")
 
 
 def access_customer(actor, customer_id) -> Customer:
     try:
-        return list_customers(actor=actor).get(pk=uuid.UUID(str(customer_id)))
-    except (Customer.DoesNotExist, ValueError):
+        return list_customers(actor=actor).get(pk=_uuid(customer_id))
+    except (Customer.DoesNotExist, ValueError, TypeError, AttributeError):
         raise CustomerNotFound("No such customer.")
 
 
 def list_project_types(*, actor) -> QuerySet[ProjectType]:
-    return ProjectType.objects.all() if roles_of(actor) else ProjectType.objects.none()
+    qs = ProjectType.objects.all() if roles_of(actor) else ProjectType.objects.none()
+    return qs.annotate(project_count=Count("projects")).order_by("code")
 
 
-def list_suppliers(*, actor, search: str = "", kind: str = "") -> QuerySet[Supplier]:
+def access_project_type(actor, project_type_id) -> ProjectType:
+    try:
+        return list_project_types(actor=actor).get(pk=_uuid(project_type_id))
+    except (ProjectType.DoesNotExist, ValueError, TypeError, AttributeError):
+        raise ProjectTypeNotFound("No such project type.")
+
+
+def list_suppliers(*, actor, search: str = "", kind: str = "", region: str = "") -> QuerySet[Supplier]:
     qs = Supplier.objects.all() if roles_of(actor) else Supplier.objects.none()
     if kind:
         qs = qs.filter(kind=kind)
+    if region:
+        qs = qs.filter(region=region)
     if search:
-        qs = qs.filter(name__icontains=search) | qs.filter(uscc__icontains=search)
-    return qs.order_by("name")
+        search = search.strip()[:100]
+        qs = qs.filter(Q(name__icontains=search) | Q(uscc__icontains=search) | Q(qualification__icontains=search))
+    return qs.order_by("name", "id")
+
+
+def access_supplier(actor, supplier_id) -> Supplier:
+    try:
+        return list_suppliers(actor=actor).get(pk=_uuid(supplier_id))
+    except (Supplier.DoesNotExist, ValueError, TypeError, AttributeError):
+        raise SupplierNotFound("No such supplier.")
+
+
+def list_project_members(project: Project) -> QuerySet:
+    """The memberships of a project the caller has already accessed, managers first."""
+    rank = Case(
+        When(role=ProjectRole.PM, then=Value(0)), When(role=ProjectRole.ENGINEER, then=Value(1)), default=Value(2)
+    )
+    return (
+        project.memberships.select_related("user")
+        .filter(user__is_active=True)
+        .annotate(rank=rank)
+        .order_by("rank", "user__username")
+    )
+
+
+def list_customer_projects(*, actor, customer: Customer) -> QuerySet[Project]:
+    """The customer's projects that `actor` may see."""
+    return list_projects(actor=actor, customer_id=customer.pk)

@@ -1,0 +1,510 @@
+"""Master data pages: lists with search and pages, details, create and edit forms, project members,
+and the Excel imports. Views are thin: parse a form, fetch through selectors (what the user may not
+see answers 404), call one service, render. A user without the right gets no button and a 403 on a
+direct request; a domain error is shown on the page, never as a 500."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.paginator import Paginator
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import urlencode
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from eoms.core.errors import DomainError, NotFound, PermissionDenied, ValidationFailed
+
+from .. import imports, policies, selectors, services
+from ..errors import StaleMasterData
+from ..models import Region, SupplierKind
+from .forms import (
+    ContactFormSet,
+    CustomerForm,
+    ImportForm,
+    MemberForm,
+    ProjectForm,
+    ProjectTypeForm,
+    SupplierForm,
+    contacts_of,
+    put_errors,
+)
+
+__all__ = [
+    "project_list",
+    "project_detail",
+    "project_create",
+    "project_edit",
+    "project_member_add",
+    "project_member_remove",
+    "project_import",
+    "project_template",
+    "customer_list",
+    "customer_detail",
+    "customer_create",
+    "customer_edit",
+    "customer_delete",
+    "customer_import",
+    "customer_template",
+    "supplier_list",
+    "supplier_detail",
+    "supplier_create",
+    "supplier_edit",
+    "project_types",
+]
+
+PAGE_SIZE = 25
+
+
+def _deny_unless(allowed: bool) -> None:
+    if not allowed:
+        raise DjangoPermissionDenied(_("You may not change this."))
+
+
+def _fetch(access, actor, object_id):
+    try:
+        return access(actor, object_id)
+    except NotFound as exc:
+        raise Http404(exc.detail)
+
+
+def _list_context(request, qs, filters: dict) -> dict:
+    page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
+    query = urlencode({k: v for k, v in filters.items() if v})
+    return {"page_obj": page, "filters": filters, "query": query}
+
+
+def _choice_param(request, name: str, choices) -> str:
+    value = request.GET.get(name, "")
+    return value if value in choices.values else ""
+
+
+def _domain_error(request, exc: DomainError, form=None, formset=None, aliases=None) -> None:
+    """Show a service's refusal: field errors on their fields, the rest as a message."""
+    if isinstance(exc, ValidationFailed) and form is not None:
+        leftover = put_errors(form, exc, formset=formset, aliases=aliases)
+        for message in leftover:
+            form.add_error(None, message)
+        if not exc.errors:
+            form.add_error(None, exc.detail)
+        return
+    if isinstance(exc, PermissionDenied):
+        raise DjangoPermissionDenied(exc.detail)
+    if isinstance(exc, NotFound):
+        raise Http404(exc.detail)
+    messages.error(request, exc.detail)
+
+
+def _reload(request, label: str):
+    """Someone else saved first: show the current values rather than overwrite theirs."""
+    changed = _("%(label)s was changed by someone else while you were editing.") % {"label": label}
+    messages.error(request, f"{changed} {_('The form now shows the saved values; make your change again.')}")
+    return redirect(request.path)
+
+
+def _xlsx_response(content: bytes, filename: str) -> HttpResponse:
+    response = HttpResponse(content, content_type=imports.XLSX_CONTENT_TYPE)
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+# ------------------------------------------------------------------------------------------ projects
+
+
+@login_required
+@require_GET
+def project_list(request):
+    filters = {"q": request.GET.get("q", "").strip()[:100], "region": _choice_param(request, "region", Region)}
+    qs = selectors.list_projects(actor=request.user, search=filters["q"], region=filters["region"])
+    context = _list_context(request, qs, filters)
+    context.update(regions=Region.choices, can_create=policies.can_create_project(request.user))
+    return render(request, "masterdata/project_list.html", context)
+
+
+def _project_page(request, project, member_form=None, status=200):
+    return render(
+        request,
+        "masterdata/project_detail.html",
+        {
+            "project": project,
+            "members": selectors.list_project_members(project),
+            "can_edit": policies.can_edit_project(request.user, project),
+            "can_manage_members": policies.can_manage_members(request.user, project),
+            "member_form": member_form or MemberForm(actor=request.user, project=project),
+        },
+        status=status,
+    )
+
+
+@login_required
+@require_GET
+def project_detail(request, project_id):
+    return _project_page(request, _fetch(selectors.access_project, request.user, project_id))
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def project_create(request):
+    _deny_unless(policies.can_create_project(request.user))
+    form = ProjectForm(request.POST or None, actor=request.user)
+    if request.method == "POST" and form.is_valid():
+        try:
+            project = services.create_project(actor=request.user, **form.cleaned_data)
+        except DomainError as exc:
+            _domain_error(request, exc, form)
+        else:
+            messages.success(request, _("Project %(code)s created.") % {"code": project.code})
+            return redirect("masterdata:project_detail", project_id=project.id)
+    return render(
+        request,
+        "masterdata/form.html",
+        {"form": form, "title": _("New project"), "cancel_url": reverse("masterdata:projects")},
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def project_edit(request, project_id):
+    project = _fetch(selectors.access_project, request.user, project_id)
+    _deny_unless(policies.can_edit_project(request.user, project))
+    form = ProjectForm(request.POST or None, actor=request.user, instance=project)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.update_project(
+                actor=request.user,
+                project_id=project.id,
+                changes=form.changes(),
+                expected_version=form.cleaned_data["version"],
+            )
+        except StaleMasterData:
+            return _reload(request, project.code)
+        except DomainError as exc:
+            _domain_error(request, exc, form)
+        else:
+            messages.success(request, _("Project %(code)s saved.") % {"code": project.code})
+            return redirect("masterdata:project_detail", project_id=project.id)
+    return render(
+        request,
+        "masterdata/form.html",
+        {
+            "form": form,
+            "title": _("Edit project %(code)s") % {"code": project.code},
+            "cancel_url": reverse("masterdata:project_detail", args=[project.id]),
+        },
+    )
+
+
+@login_required
+@require_POST
+def project_member_add(request, project_id):
+    project = _fetch(selectors.access_project, request.user, project_id)
+    _deny_unless(policies.can_manage_members(request.user, project))
+    form = MemberForm(request.POST, actor=request.user, project=project)
+    if form.is_valid():
+        try:
+            services.set_project_member(
+                actor=request.user,
+                project_id=project.id,
+                user_id=form.cleaned_data["user"].id,
+                role=form.cleaned_data["role"],
+            )
+        except DomainError as exc:
+            _domain_error(request, exc, form, aliases={"user_id": "user"})
+        else:
+            messages.success(request, _("%(user)s added to the project.") % {"user": form.cleaned_data["user"]})
+            return redirect("masterdata:project_detail", project_id=project.id)
+    return _project_page(request, project, member_form=form)
+
+
+@login_required
+@require_POST
+def project_member_remove(request, project_id, user_id):
+    project = _fetch(selectors.access_project, request.user, project_id)
+    _deny_unless(policies.can_manage_members(request.user, project))
+    try:
+        services.remove_project_member(actor=request.user, project_id=project.id, user_id=user_id)
+    except DomainError as exc:
+        _domain_error(request, exc)
+    else:
+        messages.success(request, _("Member removed."))
+    return redirect("masterdata:project_detail", project_id=project.id)
+
+
+def _import_page(request, *, allowed: bool, run, title: str, template_url: str, back: str):
+    _deny_unless(allowed)
+    form = ImportForm(request.POST or None, request.FILES or None)
+    errors, summary = [], ""
+    if request.method == "POST" and form.is_valid():
+        try:
+            result = run(form.cleaned_data["file"])
+        except ValidationFailed as exc:
+            errors, summary = exc.errors, exc.detail
+        except DomainError as exc:
+            _domain_error(request, exc, form)
+        else:
+            messages.success(request, _("%(count)d rows imported.") % {"count": result.created})
+            return redirect(back)
+    return render(
+        request,
+        "masterdata/import.html",
+        {
+            "form": form,
+            "title": title,
+            "template_url": template_url,
+            "errors": errors,
+            "summary": summary,
+            "back": back,
+        },
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def project_import(request):
+    return _import_page(
+        request,
+        allowed=policies.can_import_projects(request.user),
+        run=lambda f: services.import_projects_xlsx(actor=request.user, file=f),
+        title=_("Import projects"),
+        template_url="masterdata:project_template",
+        back="masterdata:projects",
+    )
+
+
+@login_required
+@require_GET
+def project_template(request):
+    _deny_unless(policies.can_import_projects(request.user))
+    types = selectors.list_project_types(actor=request.user)
+    return _xlsx_response(imports.project_template_xlsx(types), "eoms-projects-template.xlsx")
+
+
+# ------------------------------------------------------------------------------------------ customers
+
+
+@login_required
+@require_GET
+def customer_list(request):
+    filters = {"q": request.GET.get("q", "").strip()[:100], "region": _choice_param(request, "region", Region)}
+    qs = selectors.list_customers(actor=request.user, search=filters["q"], region=filters["region"])
+    context = _list_context(request, qs, filters)
+    context.update(regions=Region.choices, can_create=policies.can_edit_customer(request.user))
+    return render(request, "masterdata/customer_list.html", context)
+
+
+@login_required
+@require_GET
+def customer_detail(request, customer_id):
+    customer = _fetch(selectors.access_customer, request.user, customer_id)
+    return render(
+        request,
+        "masterdata/customer_detail.html",
+        {
+            "customer": customer,
+            "contacts": customer.contacts.order_by("created_at", "id"),
+            "projects": selectors.list_customer_projects(actor=request.user, customer=customer),
+            "can_edit": policies.can_edit_customer(request.user),
+            "can_delete": policies.can_delete_customer(request.user),
+        },
+    )
+
+
+def _customer_form_page(request, form, formset, title, customer=None):
+    return render(
+        request,
+        "masterdata/customer_form.html",
+        {"form": form, "formset": formset, "title": title, "customer": customer},
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def customer_create(request):
+    _deny_unless(policies.can_edit_customer(request.user))
+    form = CustomerForm(request.POST or None)
+    formset = ContactFormSet(request.POST or None, prefix="contacts")
+    if request.method == "POST" and form.is_valid() & formset.is_valid():
+        try:
+            customer = services.create_customer(actor=request.user, **form.cleaned_data, contacts=contacts_of(formset))
+        except DomainError as exc:
+            _domain_error(request, exc, form, formset)
+        else:
+            messages.success(request, _("Customer %(name)s created.") % {"name": customer.name})
+            return redirect("masterdata:customer_detail", customer_id=customer.id)
+    return _customer_form_page(request, form, formset, _("New customer"))
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def customer_edit(request, customer_id):
+    customer = _fetch(selectors.access_customer, request.user, customer_id)
+    _deny_unless(policies.can_edit_customer(request.user))
+    form = CustomerForm(request.POST or None, instance=customer)
+    initial = [
+        {"name": c.name, "title": c.title, "phone": c.phone, "email": c.email}
+        for c in customer.contacts.order_by("created_at", "id")
+    ]
+    formset = ContactFormSet(request.POST or None, prefix="contacts", initial=initial)
+    if request.method == "POST" and form.is_valid() & formset.is_valid():
+        changes = form.changes()
+        if formset.has_changed():
+            changes["contacts"] = contacts_of(formset)
+        try:
+            services.update_customer(
+                actor=request.user,
+                customer_id=customer.id,
+                changes=changes,
+                expected_version=form.cleaned_data["version"],
+            )
+        except StaleMasterData:
+            return _reload(request, customer.name)
+        except DomainError as exc:
+            _domain_error(request, exc, form, formset)
+        else:
+            messages.success(request, _("Customer %(name)s saved.") % {"name": customer.name})
+            return redirect("masterdata:customer_detail", customer_id=customer.id)
+    return _customer_form_page(request, form, formset, _("Edit customer"), customer)
+
+
+@login_required
+@require_POST
+def customer_delete(request, customer_id):
+    customer = _fetch(selectors.access_customer, request.user, customer_id)
+    _deny_unless(policies.can_delete_customer(request.user))
+    try:
+        services.delete_customer(actor=request.user, customer_id=customer.id)
+    except DomainError as exc:
+        _domain_error(request, exc)
+        return redirect("masterdata:customer_detail", customer_id=customer.id)
+    messages.success(request, _("Customer %(name)s deleted.") % {"name": customer.name})
+    return redirect("masterdata:customers")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def customer_import(request):
+    return _import_page(
+        request,
+        allowed=policies.can_import_customers(request.user),
+        run=lambda f: services.import_customers_xlsx(actor=request.user, file=f),
+        title=_("Import customers"),
+        template_url="masterdata:customer_template",
+        back="masterdata:customers",
+    )
+
+
+@login_required
+@require_GET
+def customer_template(request):
+    _deny_unless(policies.can_import_customers(request.user))
+    return _xlsx_response(imports.customer_template_xlsx(), "eoms-customers-template.xlsx")
+
+
+# ------------------------------------------------------------------------------------------ suppliers
+
+
+@login_required
+@require_GET
+def supplier_list(request):
+    filters = {
+        "q": request.GET.get("q", "").strip()[:100],
+        "kind": _choice_param(request, "kind", SupplierKind),
+        "region": _choice_param(request, "region", Region),
+    }
+    qs = selectors.list_suppliers(
+        actor=request.user, search=filters["q"], kind=filters["kind"], region=filters["region"]
+    )
+    context = _list_context(request, qs, filters)
+    context.update(
+        regions=Region.choices, kinds=SupplierKind.choices, can_create=policies.can_edit_supplier(request.user)
+    )
+    return render(request, "masterdata/supplier_list.html", context)
+
+
+@login_required
+@require_GET
+def supplier_detail(request, supplier_id):
+    supplier = _fetch(selectors.access_supplier, request.user, supplier_id)
+    return render(
+        request,
+        "masterdata/supplier_detail.html",
+        {"supplier": supplier, "can_edit": policies.can_edit_supplier(request.user)},
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def supplier_create(request):
+    _deny_unless(policies.can_edit_supplier(request.user))
+    form = SupplierForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            supplier = services.create_supplier(actor=request.user, **form.cleaned_data)
+        except DomainError as exc:
+            _domain_error(request, exc, form)
+        else:
+            messages.success(request, _("Supplier %(name)s created.") % {"name": supplier.name})
+            return redirect("masterdata:supplier_detail", supplier_id=supplier.id)
+    return render(
+        request,
+        "masterdata/form.html",
+        {"form": form, "title": _("New supplier"), "cancel_url": reverse("masterdata:suppliers")},
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def supplier_edit(request, supplier_id):
+    supplier = _fetch(selectors.access_supplier, request.user, supplier_id)
+    _deny_unless(policies.can_edit_supplier(request.user))
+    form = SupplierForm(request.POST or None, instance=supplier)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.update_supplier(
+                actor=request.user,
+                supplier_id=supplier.id,
+                changes=form.changes(),
+                expected_version=form.cleaned_data["version"],
+            )
+        except StaleMasterData:
+            return _reload(request, supplier.name)
+        except DomainError as exc:
+            _domain_error(request, exc, form)
+        else:
+            messages.success(request, _("Supplier %(name)s saved.") % {"name": supplier.name})
+            return redirect("masterdata:supplier_detail", supplier_id=supplier.id)
+    return render(
+        request,
+        "masterdata/form.html",
+        {
+            "form": form,
+            "title": _("Edit supplier"),
+            "cancel_url": reverse("masterdata:supplier_detail", args=[supplier.id]),
+        },
+    )
+
+
+# ------------------------------------------------------------------------------------------ project types
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def project_types(request):
+    can_create = policies.can_create_project_type(request.user)
+    form = ProjectTypeForm(request.POST or None)
+    if request.method == "POST":
+        _deny_unless(can_create)
+        if form.is_valid():
+            try:
+                kind = services.create_project_type(actor=request.user, **form.cleaned_data)
+            except DomainError as exc:
+                _domain_error(request, exc, form)
+            else:
+                messages.success(request, _("Project type %(name)s created.") % {"name": kind.name})
+                return redirect("masterdata:project_types")
+    return render(
+        request,
+        "masterdata/project_types.html",
+        {"types": selectors.list_project_types(actor=request.user), "form": form, "can_create": can_create},
+    )
