@@ -303,3 +303,25 @@ def test_user_without_role_sees_nothing(world, as_user):
     client = as_user(nobody)
     assert client.get(f"{BASE}/customers").json()["count"] == 0
     assert client.get(f"{BASE}/projects").json()["count"] == 0
+
+
+@pytest.mark.parametrize("path", ["projects", "customers", "suppliers", "project-types"])
+def test_list_queries_do_not_grow_with_rows(world, as_user, path):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from eoms.testing.factories import ProjectFactory
+
+    client = as_user(world.admin)
+    client.get(f"{BASE}/{path}")  # session and roles cached like any later request
+
+    def count():
+        with CaptureQueriesContext(connection) as ctx:
+            assert client.get(f"{BASE}/{path}").status_code == 200
+        return len(ctx.captured_queries)
+
+    few = count()
+    for _ in range(5):
+        ProjectFactory(manager=world.pm)
+        SupplierFactory()
+    assert count() == few

@@ -374,3 +374,18 @@ def test_anonymous_is_sent_to_login(client, world):
     response = client.get(reverse("masterdata:customers"))
     assert response.status_code == 302
     assert response["Location"].startswith(reverse("login"))
+
+
+def test_back_office_is_read_only(world, as_user):
+    admin_user = UserFactory(is_staff=True, is_superuser=True)
+    client = as_user(admin_user)
+    customer = world.project.customer
+    assert client.get(reverse("admin:masterdata_customer_changelist")).status_code == 200
+    assert client.get(reverse("admin:masterdata_project_changelist")).status_code == 200
+    assert client.get(reverse("admin:masterdata_customer_add")).status_code == 403
+    assert (
+        client.post(reverse("admin:masterdata_customer_delete", args=[customer.id]), {"post": "yes"}).status_code == 403
+    )
+    view = client.get(reverse("admin:masterdata_customer_change", args=[customer.id]))
+    assert view.status_code == 200 and 'name="_save"' not in view.content.decode()
+    assert Customer.objects.filter(pk=customer.pk).exists()
