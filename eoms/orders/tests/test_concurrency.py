@@ -11,11 +11,11 @@ from decimal import Decimal
 import pytest
 from django.db import close_old_connections, connection
 
-from eoms.accounts.models import User
+from eoms.accounts.selectors import get_active_user
 from eoms.core.audit import verify_chain
 from eoms.core.errors import Conflict
 from eoms.core.models import AuditEntry
-from eoms.masterdata.models import Project
+from eoms.masterdata.selectors import access_project
 from eoms.orders import services
 from eoms.orders.errors import InvalidTransition, StaleOrder
 from eoms.orders.models import Order, OrderHistory
@@ -56,7 +56,7 @@ def _same_transition(world, n: int) -> None:
     audit_before = AuditEntry.objects.count()
 
     def submit(i):
-        actor = User.objects.get(pk=world.pm.pk)  # each thread its own user object and connection
+        actor = get_active_user(world.pm.pk)  # each thread its own user object and connection
         return services.transition_order(actor=actor, order_id=order.id, name="submit", comment=f"thread {i}")
 
     results = race(n, submit)
@@ -78,8 +78,8 @@ def _concurrent_creates(world, n: int) -> None:
     existing = Order.objects.count()
 
     def create(i):
-        actor = User.objects.get(pk=world.pm.pk)
-        project = Project.objects.select_related("customer").get(pk=world.project.pk)
+        actor = get_active_user(world.pm.pk)
+        project = access_project(actor, world.project.pk)
         order = services.create_order(
             actor=actor, project=project, title=f"并发创建 {i}", contract_amount=Decimal("1000.00") + i
         )
