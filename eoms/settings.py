@@ -33,6 +33,8 @@ def _secret_key() -> str:
 
 
 SECRET_KEY = _secret_key()
+# Key of the audit chain's HMAC; derived from SECRET_KEY when empty. Keep it apart from SECRET_KEY in production.
+EOMS_AUDIT_KEY = env("EOMS_AUDIT_KEY", default="")
 DEBUG = env.bool("EOMS_DEBUG", default=False)
 ALLOWED_HOSTS = env.list("EOMS_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("EOMS_CSRF_TRUSTED_ORIGINS", default=[])
@@ -140,6 +142,7 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
+STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_ROOT = Path(env("EOMS_MEDIA_DIR", default=str(DATA_DIR / "media")))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},

@@ -12,10 +12,10 @@ _APPS = ("accounts", "masterdata", "orders", "core")
 
 def ensure_roles(**kwargs) -> None:
     ours = Permission.objects.filter(content_type__app_label__in=_APPS)
-    views = ours.filter(codename__startswith="view_")
+    views = ours.filter(codename__startswith="view_").exclude(codename="view_all_orders")
     grants = {
         Role.ADMIN: ours,
-        Role.AUDITOR: views,
+        Role.AUDITOR: ours.filter(codename__startswith="view_"),
         Role.PROJECT_MANAGER: views.filter(content_type__app_label__in=("masterdata", "orders")),
         Role.APPROVER: views.filter(content_type__app_label__in=("masterdata", "orders")),
         Role.FIELD_ENGINEER: views.filter(content_type__app_label="orders"),

@@ -10,7 +10,7 @@ from django.db.models import F, Sum
 from django.utils import timezone
 
 from eoms.accounts.roles import ProjectRole, Role
-from eoms.accounts.selectors import members_with_role, users_with_role
+from eoms.accounts.selectors import is_read_only, members_with_role, project_ids_in_scope, users_with_role
 from eoms.core.counters import next_value
 from eoms.core.events import emit
 
@@ -109,6 +109,15 @@ def _stage_owner(order: Order, rule: str, actor):
     return order.project.manager or members_with_role(order.project_id, ProjectRole.PM).first()
 
 
+def _check_owner(project_id, owner) -> None:
+    """A stage owner must be able to see the order: a member of its project, or admin/auditor scope."""
+    if owner is None:
+        return
+    scope = project_ids_in_scope(owner)
+    if is_read_only(owner) or (scope is not None and project_id not in scope):
+        raise _field_error("stage_owner", f"{owner.username} is not a member of the order's project.")
+
+
 def _room_in_parent(parent: Order, *, exclude_id=None) -> Decimal:
     taken = parent.children.exclude(state=OrderState.CANCELLED).exclude(pk=exclude_id).aggregate(
         total=Sum("contract_amount")
@@ -136,6 +145,7 @@ def create_order(
         scope_error = OrderPermissionDenied(f"You may not create orders on project {project.code}.")
         raise scope_error
     title = _clean_text("title", title, max_length=200, required=True)
+    _check_owner(project.id, stage_owner)
     description = _clean_text("description", description, max_length=20000)
     amount = _clean_amount(contract_amount)
     rate = _clean_tax_rate(tax_rate)
@@ -245,6 +255,7 @@ def update_order(*, actor, order_id, changes: dict, expected_version: int | None
                 raise _field_error("stage_deadline", "Give a date and time with its time zone.")
             cleaned[field] = value
         elif field == "stage_owner":
+            _check_owner(order.project_id, value)
             cleaned[field] = value
     diff = {}
     for field, value in cleaned.items():
