@@ -53,6 +53,18 @@ def _media_in_tmp(settings, tmp_path):
     settings.RELAY_IN_PROCESS = False
 
 
+@pytest.fixture(autouse=True)
+def _english_unless_asked(settings):
+    """EOMS speaks Chinese by default (LANGUAGE_CODE zh-hans); tests assert the English source texts,
+    so they run in English: a request without Accept-Language or language cookie gets English too. A
+    test about the Chinese catalogue asks for it (Accept-Language: zh-hans, or translation.override)."""
+    from django.utils import translation
+
+    settings.LANGUAGE_CODE = "en"
+    with translation.override("en"):
+        yield
+
+
 @pytest.fixture
 def world(db):
     from eoms.testing.world import build_world

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.contrib.auth.models import Group
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from eoms.core.errors import PermissionDenied, ValidationFailed
 from eoms.core.events import emit
@@ -34,7 +35,7 @@ TOKEN_PREFIX = "eoms_"
 
 def _require_admin(actor) -> None:
     if not has_role(actor, Role.ADMIN):
-        raise PermissionDenied("Only an administrator may do this.")
+        raise PermissionDenied(gettext("Only an administrator may do this."))
 
 
 @transaction.atomic
@@ -55,9 +56,13 @@ def create_user(
         _require_admin(actor)
     unknown = [r for r in roles if r not in Role.values]
     if unknown:
-        raise ValidationFailed(errors=[{"field": "roles", "message": f"Unknown role(s): {', '.join(unknown)}"}])
+        raise ValidationFailed(
+            errors=[
+                {"field": "roles", "message": gettext("Unknown role(s): %(roles)s") % {"roles": ", ".join(unknown)}}
+            ]
+        )
     if User.objects.filter(username=username).exists():
-        raise ValidationFailed(errors=[{"field": "username", "message": "This username is taken."}])
+        raise ValidationFailed(errors=[{"field": "username", "message": gettext("This username is taken.")}])
     user = User(
         username=username,
         display_name=display_name,
@@ -103,9 +108,11 @@ def create_org_unit(
 def set_membership(*, actor, user: User, project, role: str = ProjectRole.VIEWER) -> ProjectMembership:
     """Put `user` on `project` with a project role (or change the role)."""
     if actor is not None and not (has_role(actor, Role.ADMIN) or getattr(project, "manager_id", None) == actor.pk):
-        raise PermissionDenied("Only an administrator or the project's manager may change its members.")
+        raise PermissionDenied(gettext("Only an administrator or the project's manager may change its members."))
     if role not in ProjectRole.values:
-        raise ValidationFailed(errors=[{"field": "role", "message": f"Unknown project role: {role}"}])
+        raise ValidationFailed(
+            errors=[{"field": "role", "message": gettext("Unknown project role: %(role)s") % {"role": role}}]
+        )
     membership, created = ProjectMembership.objects.get_or_create(user=user, project=project, defaults={"role": role})
     before = None if created else membership.role
     if not created and membership.role != role:
@@ -124,7 +131,7 @@ def set_membership(*, actor, user: User, project, role: str = ProjectRole.VIEWER
 @transaction.atomic
 def remove_membership(*, actor, user: User, project) -> None:
     if actor is not None and not (has_role(actor, Role.ADMIN) or getattr(project, "manager_id", None) == actor.pk):
-        raise PermissionDenied("Only an administrator or the project's manager may change its members.")
+        raise PermissionDenied(gettext("Only an administrator or the project's manager may change its members."))
     deleted, _ = ProjectMembership.objects.filter(user=user, project=project).delete()
     if deleted:
         emit(
@@ -143,12 +150,12 @@ def issue_api_token(*, actor: User, name: str, days: int | None = None) -> tuple
     """A new personal token for `actor`; returns the row and the secret, which is never stored."""
     name = (name or "").strip()
     if not name:
-        raise ValidationFailed(errors=[{"field": "name", "message": "Give the token a name."}])
+        raise ValidationFailed(errors=[{"field": "name", "message": gettext("Give the token a name.")}])
     if "\x00" in name:  # PostgreSQL cannot store it
-        raise ValidationFailed(errors=[{"field": "name", "message": "Contains a NUL character."}])
+        raise ValidationFailed(errors=[{"field": "name", "message": gettext("Contains a NUL character.")}])
     days = settings.API_TOKEN_DEFAULT_DAYS if days is None else days
     if not 1 <= days <= 366:
-        raise ValidationFailed(errors=[{"field": "days", "message": "A token lives from 1 to 366 days."}])
+        raise ValidationFailed(errors=[{"field": "days", "message": gettext("A token lives from 1 to 366 days.")}])
     prefix = secrets.token_hex(4)
     secret = f"{TOKEN_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
     token = ApiToken.objects.create(
@@ -171,7 +178,7 @@ def issue_api_token(*, actor: User, name: str, days: int | None = None) -> tuple
 def revoke_api_token(*, actor: User, token_id) -> ApiToken:
     token = ApiToken.objects.select_for_update().filter(id=token_id).first()
     if token is None or (token.user_id != actor.pk and not has_role(actor, Role.ADMIN)):
-        raise TokenNotFound("No such API token.")
+        raise TokenNotFound(gettext("No such API token."))
     if token.revoked_at is None:
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])

@@ -1,6 +1,7 @@
 """API building blocks: problem+json errors (RFC 9457), authentication, pagination helpers."""
 
 from django.http import HttpRequest, JsonResponse
+from django.utils.translation import gettext
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
 
@@ -70,11 +71,13 @@ def install_error_handlers(api) -> None:
 
     @api.exception_handler(NinjaValidationError)
     def validation_error(request: HttpRequest, exc: NinjaValidationError):
-        errors = [{"field": _field_path(e.get("loc", ())), "message": e.get("msg", "invalid")} for e in exc.errors]
+        errors = [
+            {"field": _field_path(e.get("loc", ())), "message": e.get("msg", gettext("invalid"))} for e in exc.errors
+        ]
         return problem(
             422,
             "validation_failed",
-            "Validation failed",
+            gettext("Validation failed"),
             "; ".join(f"{e['field']}: {e['message']}" for e in errors),
             errors,
         )
@@ -84,8 +87,8 @@ def install_error_handlers(api) -> None:
         response = problem(
             401,
             "unauthenticated",
-            "Authentication required",
-            "Send a session cookie or 'Authorization: Bearer <API token>'.",
+            gettext("Authentication required"),
+            gettext("Send a session cookie or 'Authorization: Bearer <API token>'."),
         )
         response["WWW-Authenticate"] = 'Bearer realm="eoms"'
         return response
@@ -102,6 +105,7 @@ def install_error_handlers(api) -> None:
         return problem(
             500,
             "server_error",
-            "Internal server error",
-            f"Something failed on our side; quote request id {getattr(request, 'request_id', '')}.",
+            gettext("Internal server error"),
+            gettext("Something failed on our side; quote request id %(request_id)s.")
+            % {"request_id": getattr(request, "request_id", "")},
         )

@@ -7,6 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.http import HttpRequest
+from django.utils.translation import gettext as _
 from ninja import File, Query, Router, Schema
 from ninja.files import UploadedFile
 from pydantic import Field
@@ -287,7 +288,7 @@ def _user(u) -> dict | None:
 def _no_nulls(data: dict, fields) -> None:
     nulls = [f for f in fields if f in data and data[f] is None]
     if nulls:
-        raise ValidationFailed(errors=[{"field": f, "message": "May not be null."} for f in nulls])
+        raise ValidationFailed(errors=[{"field": f, "message": _("May not be null.")} for f in nulls])
 
 
 def customer_out(c: Customer) -> dict:

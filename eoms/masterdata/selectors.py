@@ -4,6 +4,7 @@ customers, project types and suppliers are company-wide reference data every sig
 import uuid
 
 from django.db.models import Case, Count, Q, QuerySet, Value, When
+from django.utils.translation import gettext as _
 
 from eoms.accounts.roles import ProjectRole
 from eoms.accounts.selectors import project_ids_in_scope, roles_of
@@ -52,7 +53,7 @@ def access_project(actor, project_id) -> Project:
     try:
         return list_projects(actor=actor).get(pk=_uuid(project_id))
     except (Project.DoesNotExist, ValueError, TypeError, AttributeError):
-        raise ProjectNotFound("No such project.")
+        raise ProjectNotFound(_("No such project."))
 
 
 def list_customers(*, actor, search: str = "", region: str = "") -> QuerySet[Customer]:
@@ -69,7 +70,7 @@ def access_customer(actor, customer_id) -> Customer:
     try:
         return list_customers(actor=actor).get(pk=_uuid(customer_id))
     except (Customer.DoesNotExist, ValueError, TypeError, AttributeError):
-        raise CustomerNotFound("No such customer.")
+        raise CustomerNotFound(_("No such customer."))
 
 
 def list_project_types(*, actor) -> QuerySet[ProjectType]:
@@ -81,7 +82,7 @@ def access_project_type(actor, project_type_id) -> ProjectType:
     try:
         return list_project_types(actor=actor).get(pk=_uuid(project_type_id))
     except (ProjectType.DoesNotExist, ValueError, TypeError, AttributeError):
-        raise ProjectTypeNotFound("No such project type.")
+        raise ProjectTypeNotFound(_("No such project type."))
 
 
 def list_suppliers(*, actor, search: str = "", kind: str = "", region: str = "") -> QuerySet[Supplier]:
@@ -100,7 +101,7 @@ def access_supplier(actor, supplier_id) -> Supplier:
     try:
         return list_suppliers(actor=actor).get(pk=_uuid(supplier_id))
     except (Supplier.DoesNotExist, ValueError, TypeError, AttributeError):
-        raise SupplierNotFound("No such supplier.")
+        raise SupplierNotFound(_("No such supplier."))
 
 
 def list_project_members(project: Project) -> QuerySet:

@@ -6,6 +6,7 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from django.http import FileResponse, HttpRequest
+from django.utils.translation import gettext as _
 from ninja import File, Form, Query, Router, Schema
 from ninja.files import UploadedFile
 from pydantic import Field
@@ -276,7 +277,7 @@ def create_order(request: HttpRequest, payload: OrderCreateIn):
     if payload.stage_owner_id:
         owner = get_active_user(payload.stage_owner_id)
         if owner is None:
-            raise ValidationFailed(errors=[{"field": "stage_owner_id", "message": "No such active user."}])
+            raise ValidationFailed(errors=[{"field": "stage_owner_id", "message": _("No such active user.")}])
     order = services.create_order(
         actor=actor,
         project=project,
@@ -308,11 +309,11 @@ def update_order(request: HttpRequest, order_id: uuid.UUID, payload: OrderUpdate
         owner_id = data.pop("stage_owner_id")
         owner = get_active_user(owner_id) if owner_id else None
         if owner_id and owner is None:
-            raise ValidationFailed(errors=[{"field": "stage_owner_id", "message": "No such active user."}])
+            raise ValidationFailed(errors=[{"field": "stage_owner_id", "message": _("No such active user.")}])
         data["stage_owner"] = owner
     for required in ("title", "contract_amount", "tax_rate", "kind"):
         if required in data and data[required] is None:
-            raise ValidationFailed(errors=[{"field": required, "message": "May not be null."}])
+            raise ValidationFailed(errors=[{"field": required, "message": _("May not be null.")}])
     order = services.update_order(actor=request.auth, order_id=order_id, changes=data, expected_version=version)
     return order_detail(request.auth, selectors.access_order(request.auth, order.id))
 
@@ -406,7 +407,7 @@ def download_attachment(request: HttpRequest, order_id: uuid.UUID, attachment_id
     order = selectors.access_order(request.auth, order_id)
     attachment = order.attachments.filter(pk=attachment_id).first()
     if attachment is None:
-        raise OrderNotFound("No such attachment on this order.")
+        raise OrderNotFound(_("No such attachment on this order."))
     response = FileResponse(
         attachment.file.open("rb"),
         as_attachment=True,

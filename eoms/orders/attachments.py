@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import filetype
 from django.conf import settings
 from django.core.files.base import ContentFile
+from django.utils.translation import gettext as _
 
 from .errors import AttachmentRejected
 
@@ -33,22 +34,40 @@ def inspect_upload(name: str, data, *, field: str = "file") -> Upload:
     limit = settings.ATTACHMENT_MAX_MB * 1024 * 1024
     if hasattr(data, "size") and data.size is not None and data.size > limit:
         raise AttachmentRejected(
-            errors=[{"field": field, "message": f"{name} is larger than {settings.ATTACHMENT_MAX_MB} MB."}]
+            errors=[
+                {
+                    "field": field,
+                    "message": _("%(name)s is larger than %(mb)s MB.")
+                    % {"name": name, "mb": settings.ATTACHMENT_MAX_MB},
+                }
+            ]
         )
     content = data if isinstance(data, bytes) else data.read(limit + 1)
     if len(content) > limit:
         raise AttachmentRejected(
-            errors=[{"field": field, "message": f"{name} is larger than {settings.ATTACHMENT_MAX_MB} MB."}]
+            errors=[
+                {
+                    "field": field,
+                    "message": _("%(name)s is larger than %(mb)s MB.")
+                    % {"name": name, "mb": settings.ATTACHMENT_MAX_MB},
+                }
+            ]
         )
     if not content:
-        raise AttachmentRejected(errors=[{"field": field, "message": f"{name} is empty."}])
+        raise AttachmentRejected(errors=[{"field": field, "message": _("%(name)s is empty.") % {"name": name}}])
     kind = filetype.guess(content)
     detected = kind.mime if kind else None
     if detected not in settings.ATTACHMENT_TYPES:
         allowed = ", ".join(sorted(settings.ATTACHMENT_TYPES))
-        what = detected or "an unrecognised type"
+        what = detected or _("an unrecognised type")
         raise AttachmentRejected(
-            errors=[{"field": field, "message": f"{name} is {what} by its content; allowed: {allowed}."}]
+            errors=[
+                {
+                    "field": field,
+                    "message": _("%(name)s is %(type)s by its content; allowed: %(allowed)s.")
+                    % {"name": name, "type": what, "allowed": allowed},
+                }
+            ]
         )
     safe_name = "".join(ch for ch in name.replace("\\", "/").rsplit("/", 1)[-1] if ch.isprintable())[:200]
     return Upload(

@@ -7,6 +7,7 @@ from decimal import Decimal
 
 from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from eoms.accounts.selectors import project_ids_in_scope
 
@@ -122,18 +123,22 @@ def access_order(actor, order_id, action: str = "view", *, for_update: bool = Fa
     try:
         order = qs.get(pk=uuid.UUID(str(order_id)))
     except (Order.DoesNotExist, ValueError):
-        raise OrderNotFound("No such order.")
+        raise OrderNotFound(_("No such order."))
     if action == "change" and not can_update_order(actor, order):
-        raise OrderPermissionDenied(f"You may not edit order {order.number} in state {order.state}.")
+        raise OrderPermissionDenied(
+            _("You may not edit order %(number)s in state %(state)s.") % {"number": order.number, "state": order.state}
+        )
     if action == "attach" and not can_upload_attachment(actor, order):
-        raise OrderPermissionDenied(f"You may not add files to order {order.number} at this stage.")
+        raise OrderPermissionDenied(
+            _("You may not add files to order %(number)s at this stage.") % {"number": order.number}
+        )
     return order
 
 
 def get_order_by_number(actor, number: str) -> Order:
     order = _scoped(actor).filter(number=number).first()
     if order is None:
-        raise OrderNotFound("No such order.")
+        raise OrderNotFound(_("No such order."))
     return order
 
 

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Sum
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from eoms.accounts.roles import ProjectRole, Role
 from eoms.accounts.selectors import is_read_only, members_with_role, project_ids_in_scope, users_with_role
@@ -50,33 +51,35 @@ def _clean_amount(value) -> Decimal:
     try:
         amount = Decimal(str(value))
     except (InvalidOperation, ValueError, TypeError):
-        raise _field_error("contract_amount", "Enter an amount in yuan, e.g. 1250000.00.")
+        raise _field_error("contract_amount", _("Enter an amount in yuan, e.g. 1250000.00."))
     if not amount.is_finite() or amount <= 0:
-        raise _field_error("contract_amount", "The amount must be greater than zero.")
+        raise _field_error("contract_amount", _("The amount must be greater than zero."))
     if amount > MAX_AMOUNT:
-        raise _field_error("contract_amount", f"The amount may not exceed {MAX_AMOUNT:,}.")
+        raise _field_error("contract_amount", _("The amount may not exceed %(max)s.") % {"max": f"{MAX_AMOUNT:,}"})
     if amount != amount.quantize(Decimal("0.01")):
-        raise _field_error("contract_amount", "Amounts have at most two decimal places.")
+        raise _field_error("contract_amount", _("Amounts have at most two decimal places."))
     return amount.quantize(Decimal("0.01"))
 
 
 def _clean_tax_rate(value) -> Decimal:
     rate = str(Decimal(str(value)).quantize(Decimal("0.01"))) if value is not None else ""
     if rate not in TaxRate.values:
-        raise _field_error("tax_rate", f"Tax rate must be one of {', '.join(TaxRate.values)}.")
+        raise _field_error(
+            "tax_rate", _("Tax rate must be one of %(choices)s.") % {"choices": ", ".join(TaxRate.values)}
+        )
     return Decimal(rate)
 
 
 def _clean_text(field: str, value, *, max_length: int, required: bool = False) -> str:
     text = (value or "").strip() if isinstance(value, str) or value is None else None
     if text is None:
-        raise _field_error(field, "Must be text.")
+        raise _field_error(field, _("Must be text."))
     if required and not text:
-        raise _field_error(field, "This field is required.")
+        raise _field_error(field, _("This field is required."))
     if "\x00" in text:  # PostgreSQL cannot store it; no one types it
-        raise _field_error(field, "Contains a NUL character.")
+        raise _field_error(field, _("Contains a NUL character."))
     if len(text) > max_length:
-        raise _field_error(field, f"At most {max_length} characters.")
+        raise _field_error(field, _("At most %(max)d characters.") % {"max": max_length})
     return text
 
 
@@ -115,7 +118,9 @@ def _check_owner(project_id, owner) -> None:
         return
     scope = project_ids_in_scope(owner)
     if is_read_only(owner) or (scope is not None and project_id not in scope):
-        raise _field_error("stage_owner", f"{owner.username} is not a member of the order's project.")
+        raise _field_error(
+            "stage_owner", _("%(user)s is not a member of the order's project.") % {"user": owner.username}
+        )
 
 
 def _room_in_parent(parent: Order, *, exclude_id=None) -> Decimal:
@@ -142,7 +147,9 @@ def create_order(
     """Open an order (立项) on `project`. A child order (`parent_id`) must be on the same project, fit in
     what is left of its parent's amount, and not go deeper than three levels."""
     if not policies.can_create_order(actor, project.id):
-        scope_error = OrderPermissionDenied(f"You may not create orders on project {project.code}.")
+        scope_error = OrderPermissionDenied(
+            _("You may not create orders on project %(code)s.") % {"code": project.code}
+        )
         raise scope_error
     title = _clean_text("title", title, max_length=200, required=True)
     _check_owner(project.id, stage_owner)
@@ -150,28 +157,33 @@ def create_order(
     amount = _clean_amount(contract_amount)
     rate = _clean_tax_rate(tax_rate)
     if kind not in OrderKind.values:
-        raise _field_error("kind", f"Type must be one of {', '.join(OrderKind.values)}.")
+        raise _field_error("kind", _("Type must be one of %(choices)s.") % {"choices": ", ".join(OrderKind.values)})
     customer = customer or project.customer
     if customer.pk != project.customer_id:
-        raise _field_error("customer", "The customer must be the project's customer.")
+        raise _field_error("customer", _("The customer must be the project's customer."))
     parent, level = None, 1
     if parent_id:
         try:
             parent = access_order(actor, parent_id, for_update=True)  # lock: children are sized against it
         except OrderNotFound:
-            raise _field_error("parent_id", "No such parent order.")
+            raise _field_error("parent_id", _("No such parent order."))
         if parent.project_id != project.id:
-            raise _field_error("parent_id", "A subcontract order belongs to its parent's project.")
+            raise _field_error("parent_id", _("A subcontract order belongs to its parent's project."))
         if parent.state in OrderState.terminal():
-            raise _field_error("parent_id", f"Order {parent.number} is {parent.state}; it takes no new subcontracts.")
+            raise _field_error(
+                "parent_id",
+                _("Order %(number)s is %(state)s; it takes no new subcontracts.")
+                % {"number": parent.number, "state": parent.state},
+            )
         level = parent.level + 1
         if level > MAX_LEVEL:
-            raise _field_error("parent_id", "Orders nest at most three levels (main, sub, sub-sub).")
+            raise _field_error("parent_id", _("Orders nest at most three levels (main, sub, sub-sub)."))
         room = _room_in_parent(parent)
         if amount > room:
             raise _field_error(
                 "contract_amount",
-                f"Order {parent.number} has {room:,.2f} left for subcontracts; {amount:,.2f} exceeds it.",
+                _("Order %(number)s has %(room)s left for subcontracts; %(amount)s exceeds it.")
+                % {"number": parent.number, "room": f"{room:,.2f}", "amount": f"{amount:,.2f}"},
             )
     now = timezone.now()
     year = timezone.localtime(now).year
@@ -225,15 +237,23 @@ def update_order(*, actor, order_id, changes: dict, expected_version: int | None
     """Change fields of an order; only the fields its state allows (state.EDITABLE_FIELDS)."""
     order = access_order(actor, order_id, "view", for_update=True)
     if expected_version is not None and expected_version != order.version:
-        raise StaleOrder(f"Order {order.number} is at version {order.version}, not {expected_version}; reload it.")
+        raise StaleOrder(
+            _("Order %(number)s is at version %(version)s, not %(expected)s; reload it.")
+            % {"number": order.number, "version": order.version, "expected": expected_version}
+        )
     allowed = policies.editable_fields(actor, order)
     if not allowed:
-        raise OrderPermissionDenied(f"You may not edit order {order.number} in state {order.state}.")
+        raise OrderPermissionDenied(
+            _("You may not edit order %(number)s in state %(state)s.") % {"number": order.number, "state": order.state}
+        )
     refused = sorted(set(changes) - allowed)
     if refused:
         raise OrderValidationFailed(
-            f"Order {order.number} is {order.state}; these fields cannot change now: {', '.join(refused)}.",
-            errors=[{"field": f, "message": f"Not editable in state {order.state}."} for f in refused],
+            _("Order %(number)s is %(state)s; these fields cannot change now: %(fields)s.")
+            % {"number": order.number, "state": order.state, "fields": ", ".join(refused)},
+            errors=[
+                {"field": f, "message": _("Not editable in state %(state)s.") % {"state": order.state}} for f in refused
+            ],
         )
     cleaned = {}
     for field, value in changes.items():
@@ -248,11 +268,13 @@ def update_order(*, actor, order_id, changes: dict, expected_version: int | None
             cleaned[field] = _clean_tax_rate(value)
         elif field == "kind":
             if value not in OrderKind.values:
-                raise _field_error("kind", f"Type must be one of {', '.join(OrderKind.values)}.")
+                raise _field_error(
+                    "kind", _("Type must be one of %(choices)s.") % {"choices": ", ".join(OrderKind.values)}
+                )
             cleaned[field] = value
         elif field == "stage_deadline":
             if value is not None and (not isinstance(value, datetime) or timezone.is_naive(value)):
-                raise _field_error("stage_deadline", "Give a date and time with its time zone.")
+                raise _field_error("stage_deadline", _("Give a date and time with its time zone."))
             cleaned[field] = value
         elif field == "stage_owner":
             _check_owner(order.project_id, value)
@@ -269,7 +291,7 @@ def update_order(*, actor, order_id, changes: dict, expected_version: int | None
         **cleaned, version=F("version") + 1, updated_by=actor, updated_at=timezone.now()
     )
     if not updated:
-        raise StaleOrder(f"Order {order.number} was changed by someone else; reload it.")
+        raise StaleOrder(_("Order %(number)s was changed by someone else; reload it.") % {"number": order.number})
     emit(
         events.OrderUpdated(order_id=order.id, number=order.number, fields=tuple(sorted(diff))),
         actor=actor,
@@ -287,24 +309,32 @@ def _check_amount_in_tree(order: Order, amount: Decimal) -> None:
         if amount > room:
             raise _field_error(
                 "contract_amount",
-                f"Order {parent.number} has {room:,.2f} left for subcontracts; {amount:,.2f} exceeds it.",
+                _("Order %(number)s has %(room)s left for subcontracts; %(amount)s exceeds it.")
+                % {"number": parent.number, "room": f"{room:,.2f}", "amount": f"{amount:,.2f}"},
             )
     children_total = order.children.exclude(state=OrderState.CANCELLED).aggregate(total=Sum("contract_amount"))[
         "total"
     ] or Decimal("0")
     if amount < children_total:
         raise _field_error(
-            "contract_amount", f"Its subcontracts already take {children_total:,.2f}; the amount cannot be less."
+            "contract_amount",
+            _("Its subcontracts already take %(total)s; the amount cannot be less.")
+            % {"total": f"{children_total:,.2f}"},
         )
 
 
 def _explain_illegal(order: Order, transition: Transition) -> str:
-    allowed = ", ".join(t.name for t in transitions_from(order.state)) or "none"
+    allowed = ", ".join(t.name for t in transitions_from(order.state)) or _("none")
     sources = ", ".join(transition.sources)
-    return (
-        f"Order {order.number} is {order.state}; '{transition.name}' is possible only from {sources}. "
-        f"Possible now: {allowed}."
-    )
+    return _(
+        "Order %(number)s is %(state)s; '%(action)s' is possible only from %(sources)s. Possible now: %(allowed)s."
+    ) % {
+        "number": order.number,
+        "state": order.state,
+        "action": transition.name,
+        "sources": sources,
+        "allowed": allowed,
+    }
 
 
 def transition_order(
@@ -346,16 +376,19 @@ def _transition(*, actor, order_id, name, comment, expected_version, attachments
     order = access_order(actor, order_id)
     if transition is None:
         raise InvalidTransition(
-            f"Unknown action '{name}'. Possible now: "
-            f"{', '.join(t.name for t in transitions_from(order.state)) or 'none'}."
+            _("Unknown action '%(action)s'. Possible now: %(allowed)s.")
+            % {"action": name, "allowed": ", ".join(t.name for t in transitions_from(order.state)) or _("none")}
         )
     if order.state not in transition.sources:
         raise InvalidTransition(_explain_illegal(order, transition), current_state=order.state)
     if not policies.can_take_transition(actor, order, transition):
-        raise OrderPermissionDenied(f"You may not '{transition.name}' order {order.number}.")
+        raise OrderPermissionDenied(
+            _("You may not '%(action)s' order %(number)s.") % {"action": transition.name, "number": order.number}
+        )
     if expected_version is not None and expected_version != order.version:
         raise StaleOrder(
-            f"Order {order.number} is at version {order.version}, not {expected_version}; reload it.",
+            _("Order %(number)s is at version %(version)s, not %(expected)s; reload it.")
+            % {"number": order.number, "version": order.version, "expected": expected_version},
             current_state=order.state,
             current_version=order.version,
         )
@@ -368,7 +401,7 @@ def _transition(*, actor, order_id, name, comment, expected_version, attachments
         wanted = {str(i) for i in attachment_ids}
         linked = list(order.attachments.filter(pk__in=wanted, history__isnull=True))
         if len(linked) != len(wanted):
-            raise _field_error("attachment_ids", "Name files of this order not yet shown with another action.")
+            raise _field_error("attachment_ids", _("Name files of this order not yet shown with another action."))
         added += linked
     for guard in transition.guards:
         problem = guard.check(order)
@@ -395,7 +428,8 @@ def _transition(*, actor, order_id, name, comment, expected_version, attachments
     if not updated:
         current = Order.objects.filter(pk=order.pk).values_list("state", "version").first()
         raise StaleOrder(
-            f"Order {order.number} was changed by someone else (now {current[0]}); reload it.",
+            _("Order %(number)s was changed by someone else (now %(state)s); reload it.")
+            % {"number": order.number, "state": current[0]},
             current_state=current[0],
             current_version=current[1],
         )
@@ -453,9 +487,13 @@ def add_attachment(*, actor, order: Order, kind: str, upload: Upload, stored: li
     """Store a checked upload on an order inside the caller's transaction; the stored file's path is
     appended to `stored` so the caller can remove it if the transaction fails."""
     if not policies.can_upload_attachment(actor, order):
-        raise OrderPermissionDenied(f"You may not add files to order {order.number} at this stage.")
+        raise OrderPermissionDenied(
+            _("You may not add files to order %(number)s at this stage.") % {"number": order.number}
+        )
     if kind not in AttachmentKind.values:
-        raise _field_error("kind", f"Attachment kind must be one of {', '.join(AttachmentKind.values)}.")
+        raise _field_error(
+            "kind", _("Attachment kind must be one of %(choices)s.") % {"choices": ", ".join(AttachmentKind.values)}
+        )
     attachment = Attachment(
         order=order,
         kind=kind,
