@@ -15,7 +15,9 @@ class DomainError(Exception):
 
     def __init__(self, detail: str = "", *, code: str | None = None, errors: list[dict] | None = None, **extra):
         super().__init__(str(detail))
-        self.detail = str(detail) if detail else str(self.title)
+        # Without a sentence of its own, the detail is the field messages: a reader sees what to fix.
+        fallback = "; ".join(str(e.get("message", "")) for e in errors or [] if e.get("message"))
+        self.detail = str(detail) if detail else (fallback or str(self.title))
         if code:
             self.code = code
         self.errors = errors or []

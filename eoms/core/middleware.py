@@ -5,6 +5,7 @@ import re
 import uuid
 
 from django.conf import settings
+from django.utils.translation import gettext as _
 
 from .api import PROBLEM_CONTENT_TYPE, problem
 from .context import RequestInfo, reset_request_info, set_request_info
@@ -74,10 +75,13 @@ def _api_problem(request, response):
     if response.get("Content-Type", "").startswith(PROBLEM_CONTENT_TYPE):
         return response
     if response.status_code == 404:
-        return problem(404, "not_found", "Not found", f"Nothing found at {request.path}.")
+        return problem(404, "not_found", _("Not found"), _("Nothing found at %(path)s.") % {"path": request.path})
     allowed = response.get("Allow", "")
     converted = problem(
-        405, "method_not_allowed", "Method not allowed", f"{request.method} is not allowed here; use {allowed}."
+        405,
+        "method_not_allowed",
+        _("Method not allowed"),
+        _("%(method)s is not allowed here; use %(allowed)s.") % {"method": request.method, "allowed": allowed},
     )
     if allowed:
         converted["Allow"] = allowed

@@ -26,10 +26,15 @@ class OrderKind(models.TextChoices):
 
 
 class TaxRate(models.TextChoices):
+    # xgettext:no-python-format
     CONSTRUCTION = "0.09", _("9% construction services")
+    # xgettext:no-python-format
     MODERN_SERVICES = "0.06", _("6% modern services")
+    # xgettext:no-python-format
     GOODS = "0.13", _("13% goods")
+    # xgettext:no-python-format
     SIMPLIFIED = "0.03", _("3% small-scale (simplified)")
+    # xgettext:no-python-format
     EXEMPT = "0.00", _("0% exempt")
 
 

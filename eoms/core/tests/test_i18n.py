@@ -132,7 +132,10 @@ def test_compiled_catalogue_matches_the_po(catalogue):
         compiled = gettext.GNUTranslations(fp)
     stale = []
     for e in _messages(catalogue):
-        if e["msgid_plural"] is None:
+        if e["msgctxt"] is not None:
+            if compiled.pgettext(e["msgctxt"], e["msgid"]) != e["msgstr"][None]:
+                stale.append(e["msgid"])
+        elif e["msgid_plural"] is None:
             if compiled.gettext(e["msgid"]) != e["msgstr"][None]:
                 stale.append(e["msgid"])
         elif compiled.ngettext(e["msgid"], e["msgid_plural"], 1) != e["msgstr"][0]:

@@ -103,7 +103,7 @@ class CustomerForm(_EditableMixin, TablerForm):
 
 class ContactForm(TablerForm):
     name = _text(_("Contact name"), 100)
-    title = _text(_("Title"), 100)
+    title = _text(_("Job title"), 100)
     phone = _mobile_field(_("Mobile"))
     email = forms.EmailField(label=_("Email"), required=False, widget=forms.EmailInput(attrs=_TEXT))
 
