@@ -49,6 +49,7 @@ def test_order_from_initiation_to_signed(page, world, tmp_path):
     page.click("#order-form button[type=submit]")
     expect(page.locator("#order-title")).to_have_text("滨江大道排水管网改造")
     expect(page.locator("#contract-amount")).to_have_text("¥2,380,000.00")
+    expect(page.locator("#tax-rate")).to_have_text("9%")
     order_url = page.url
 
     take(page, "start_quotation")
