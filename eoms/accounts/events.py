@@ -3,7 +3,7 @@ from dataclasses import dataclass
 
 from eoms.core.events import DomainEvent
 
-__all__ = ["ApiTokenIssued", "ApiTokenRevoked", "MembershipSet", "MembershipRemoved", "UserCreated"]
+__all__ = ["ApiTokenIssued", "ApiTokenRevoked", "MembershipSet", "MembershipRemoved", "UserCreated", "OrgUnitCreated"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -47,3 +47,12 @@ class UserCreated(DomainEvent):
     aggregate_type = "accounts.user"
     id: uuid.UUID
     username: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class OrgUnitCreated(DomainEvent):
+    event_type = "accounts.org_unit_created"
+    aggregate_type = "accounts.orgunit"
+    id: uuid.UUID
+    code: str
+    parent_id: uuid.UUID | None

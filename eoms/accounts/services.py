@@ -88,18 +88,25 @@ def create_user(
 def create_org_unit(
     *, actor, code: str, name: str, parent: OrgUnit | None = None, manager: User | None = None
 ) -> OrgUnit:
+    """A department under `parent` (None: a top-level unit). Codes are unique."""
     if actor is not None:
         _require_admin(actor)
-    unit = OrgUnit.objects.create(code=code, name=name, parent=parent, manager=manager)
-    from eoms.core.audit import record
-
-    record(
+    code, name = (code or "").strip(), (name or "").strip()
+    errors = [
+        {"field": f, "message": gettext("This field is required.")}
+        for f, v in (("code", code), ("name", name))
+        if not v
+    ]
+    if code and OrgUnit.objects.filter(code=code).exists():
+        errors.append({"field": "code", "message": gettext("This code is taken.")})
+    if errors:
+        raise ValidationFailed(errors=errors)
+    unit = OrgUnit.objects.create(code=code[:40], name=name[:100], parent=parent, manager=manager)
+    emit(
+        events.OrgUnitCreated(id=unit.id, code=unit.code, parent_id=parent.id if parent else None),
         actor=actor,
-        action="accounts.org_unit_created",
-        object_type="accounts.orgunit",
-        object_id=unit.id,
-        object_repr=name,
-        changes={"code": code, "parent": str(parent) if parent else None},
+        object_repr=unit.name,
+        changes={"code": unit.code, "name": unit.name, "parent": str(parent) if parent else None},
     )
     return unit
 
