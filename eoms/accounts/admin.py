@@ -10,6 +10,7 @@ from django.utils.translation import gettext_lazy as _
 
 from eoms.core.admin import ReadOnlyAdmin
 
+from . import services
 from .models import ApiToken, OrgUnit, ProjectMembership, User
 
 
@@ -73,6 +74,27 @@ class UserAdmin(DjangoUserAdmin):
 
     def get_inlines(self, request, obj):
         return self.inlines if obj is not None else ()
+
+    # Writes go through accounts.services, which records each change in the audit chain.
+    def save_model(self, request, obj, form, change):
+        obj._roles_before = set(obj.groups.values_list("name", flat=True)) if change else set()
+        services.save_user_from_back_office(
+            actor=request.user, user=obj, created=not change, changed_fields=list(form.changed_data)
+        )
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        user = form.instance
+        services.record_roles_change(
+            actor=request.user,
+            user=user,
+            before=getattr(user, "_roles_before", set()),
+            after=set(user.groups.values_list("name", flat=True)),
+        )
+
+    def has_delete_permission(self, request, obj=None):
+        # Users are deactivated (is_active), never deleted: their audit entries and orders point at them.
+        return False
 
 
 @admin.register(OrgUnit)

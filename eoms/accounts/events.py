@@ -3,7 +3,15 @@ from dataclasses import dataclass
 
 from eoms.core.events import DomainEvent
 
-__all__ = ["ApiTokenIssued", "ApiTokenRevoked", "MembershipSet", "MembershipRemoved", "UserCreated", "OrgUnitCreated"]
+__all__ = [
+    "ApiTokenIssued",
+    "ApiTokenRevoked",
+    "MembershipSet",
+    "MembershipRemoved",
+    "UserCreated",
+    "UserUpdated",
+    "OrgUnitCreated",
+]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -56,3 +64,11 @@ class OrgUnitCreated(DomainEvent):
     id: uuid.UUID
     code: str
     parent_id: uuid.UUID | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class UserUpdated(DomainEvent):
+    event_type = "accounts.user_updated"
+    aggregate_type = "accounts.user"
+    id: uuid.UUID
+    fields: tuple[str, ...]

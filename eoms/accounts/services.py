@@ -205,3 +205,54 @@ def authenticate_api_token(secret: str) -> User | None:
     if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
     return token.user
+
+
+# Fields whose values never go into an audit entry or an event: only that they changed.
+_SECRET_FIELDS = frozenset({"password", "password1", "password2", "usable_password", "user_permissions"})
+
+
+@transaction.atomic
+def save_user_from_back_office(*, actor, user: User, created: bool, changed_fields: list[str]) -> User:
+    """Save a user edited in the back office (Django admin) and record it: UserCreated or
+    UserUpdated with the changed fields; a password is recorded as changed, never its hash."""
+    _require_admin(actor)
+    user.save()
+    changes = {
+        f: "(changed)" if f in _SECRET_FIELDS else _audit_value(getattr(user, f, None))
+        for f in changed_fields
+        if f != "groups"  # roles are recorded by record_roles_change once they are saved
+    }
+    if created:
+        emit(
+            events.UserCreated(id=user.id, username=user.username),
+            actor=actor,
+            object_repr=user.username,
+            changes=changes,
+        )
+    elif changes:
+        emit(
+            events.UserUpdated(id=user.id, fields=tuple(sorted(changes))),
+            actor=actor,
+            object_repr=user.username,
+            changes=changes,
+        )
+    return user
+
+
+@transaction.atomic
+def record_roles_change(*, actor, user: User, before: set[str], after: set[str]) -> None:
+    """Record a change of a user's company roles (groups) made in the back office."""
+    _require_admin(actor)
+    if before != after:
+        emit(
+            events.UserUpdated(id=user.id, fields=("roles",)),
+            actor=actor,
+            object_repr=user.username,
+            changes={"roles": [sorted(before), sorted(after)]},
+        )
+
+
+def _audit_value(value):
+    if hasattr(value, "all"):  # a many-to-many manager
+        return sorted(str(v) for v in value.all())
+    return None if value is None else str(value)
