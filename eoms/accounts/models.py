@@ -1,8 +1,8 @@
 """Users, org units, project memberships and API tokens."""
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractUser
-from django.db import models
+from django.contrib.auth.models import AbstractUser, UserManager
+from django.db import models, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -40,6 +40,18 @@ class OrgUnit(BaseModel):
         return self.name
 
 
+class EomsUserManager(UserManager):
+    def create_superuser(self, username, email=None, password=None, **extra_fields):
+        """`eoms createsuperuser`: the first administrator, recorded in the audit chain as made by the
+        system (there is no one yet to be the actor)."""
+        from .services import record_user_created_by_system
+
+        with transaction.atomic(using=self.db):
+            user = super().create_superuser(username, email, password, **extra_fields)
+            record_user_created_by_system(user=user)
+        return user
+
+
 class User(AbstractUser):
     """A person who signs in. Company roles are Django groups named after accounts.roles.Role."""
 
@@ -50,6 +62,8 @@ class User(AbstractUser):
     )
     phone = models.CharField(_("mobile"), max_length=20, blank=True)
     language = models.CharField(_("language"), max_length=10, blank=True, choices=settings.LANGUAGES)
+
+    objects = EomsUserManager()
 
     class Meta:
         verbose_name = _("user")

@@ -256,3 +256,14 @@ def _audit_value(value):
     if hasattr(value, "all"):  # a many-to-many manager
         return sorted(str(v) for v in value.all())
     return None if value is None else str(value)
+
+
+@transaction.atomic
+def record_user_created_by_system(*, user: User) -> None:
+    """Record a user made outside the services (Django's createsuperuser) as created by the system."""
+    emit(
+        events.UserCreated(id=user.id, username=user.username),
+        actor=None,
+        object_repr=user.username,
+        changes={"is_superuser": user.is_superuser, "is_staff": user.is_staff},
+    )

@@ -77,3 +77,14 @@ def test_users_cannot_be_deleted_in_the_admin(client, world):
     response = client.post(f"/admin/accounts/user/{world.pm.id}/delete/", {"post": "yes"})
     assert response.status_code == 403
     assert User.objects.filter(pk=world.pm.pk).exists()
+
+
+def test_createsuperuser_is_recorded_as_made_by_the_system(db):
+    from django.core.management import call_command
+
+    call_command("createsuperuser", interactive=False, username="root", email="root@example.com", verbosity=0)
+    user = User.objects.get(username="root")
+    entry = AuditEntry.objects.get(object_id=str(user.id))
+    assert (entry.action, entry.actor_id, entry.actor_repr) == ("accounts.user_created", None, "system")
+    assert entry.changes == {"is_superuser": True, "is_staff": True}
+    assert OutboxMessage.objects.filter(event_type="accounts.user_created", aggregate_id=str(user.id)).count() == 1
