@@ -103,6 +103,40 @@ def _reload(request, label: str):
     return redirect(request.path)
 
 
+def _form_page(
+    request,
+    form,
+    save,
+    *,
+    success,
+    redirect_to,
+    title: str,
+    cancel_url: str,
+    stale_label: str | None = None,
+    formset=None,
+    template: str = "masterdata/form.html",
+    extra: dict | None = None,
+):
+    """The flow of every create and edit page. On a valid POST, `save()` makes the one service call and
+    returns the saved object; then `success(saved)` is the message and `redirect_to(saved)` where to go.
+    An edit names its record in `stale_label`: if someone else saved first the page reloads. Any other
+    refusal is shown on the form, which is rendered again."""
+    if request.method == "POST" and form.is_valid() & (formset is None or formset.is_valid()):
+        try:
+            saved = save()
+        except DomainError as exc:
+            if isinstance(exc, StaleMasterData) and stale_label is not None:
+                return _reload(request, stale_label)
+            _domain_error(request, exc, form, formset)
+        else:
+            messages.success(request, success(saved))
+            return redirect(redirect_to(saved))
+    context = {"form": form, "title": title, "cancel_url": cancel_url}
+    if formset is not None:
+        context["formset"] = formset
+    return render(request, template, {**context, **(extra or {})})
+
+
 def _xlsx_response(content: bytes, filename: str) -> HttpResponse:
     response = HttpResponse(content, content_type=imports.XLSX_CONTENT_TYPE)
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
@@ -148,18 +182,14 @@ def project_detail(request, project_id):
 def project_create(request):
     _deny_unless(policies.can_create_project(request.user))
     form = ProjectForm(request.POST or None, actor=request.user)
-    if request.method == "POST" and form.is_valid():
-        try:
-            project = services.create_project(actor=request.user, **form.cleaned_data)
-        except DomainError as exc:
-            _domain_error(request, exc, form)
-        else:
-            messages.success(request, _("Project %(code)s created.") % {"code": project.code})
-            return redirect("masterdata:project_detail", project_id=project.id)
-    return render(
+    return _form_page(
         request,
-        "masterdata/form.html",
-        {"form": form, "title": _("New project"), "cancel_url": reverse("masterdata:projects")},
+        form,
+        lambda: services.create_project(actor=request.user, **form.cleaned_data),
+        success=lambda project: _("Project %(code)s created.") % {"code": project.code},
+        redirect_to=lambda project: reverse("masterdata:project_detail", args=[project.id]),
+        title=_("New project"),
+        cancel_url=reverse("masterdata:projects"),
     )
 
 
@@ -169,29 +199,20 @@ def project_edit(request, project_id):
     project = _fetch(selectors.access_project, request.user, project_id)
     _deny_unless(policies.can_edit_project(request.user, project))
     form = ProjectForm(request.POST or None, actor=request.user, instance=project)
-    if request.method == "POST" and form.is_valid():
-        try:
-            services.update_project(
-                actor=request.user,
-                project_id=project.id,
-                changes=form.changes(),
-                expected_version=form.cleaned_data["version"],
-            )
-        except StaleMasterData:
-            return _reload(request, project.code)
-        except DomainError as exc:
-            _domain_error(request, exc, form)
-        else:
-            messages.success(request, _("Project %(code)s saved.") % {"code": project.code})
-            return redirect("masterdata:project_detail", project_id=project.id)
-    return render(
+    return _form_page(
         request,
-        "masterdata/form.html",
-        {
-            "form": form,
-            "title": _("Edit project %(code)s") % {"code": project.code},
-            "cancel_url": reverse("masterdata:project_detail", args=[project.id]),
-        },
+        form,
+        lambda: services.update_project(
+            actor=request.user,
+            project_id=project.id,
+            changes=form.changes(),
+            expected_version=form.cleaned_data["version"],
+        ),
+        success=lambda _saved: _("Project %(code)s saved.") % {"code": project.code},
+        redirect_to=lambda _saved: reverse("masterdata:project_detail", args=[project.id]),
+        title=_("Edit project %(code)s") % {"code": project.code},
+        cancel_url=reverse("masterdata:project_detail", args=[project.id]),
+        stale_label=project.code,
     )
 
 
@@ -310,29 +331,24 @@ def customer_detail(request, customer_id):
     )
 
 
-def _customer_form_page(request, form, formset, title, customer=None):
-    return render(
-        request,
-        "masterdata/customer_form.html",
-        {"form": form, "formset": formset, "title": title, "customer": customer},
-    )
-
-
 @login_required
 @require_http_methods(["GET", "POST"])
 def customer_create(request):
     _deny_unless(policies.can_edit_customer(request.user))
     form = CustomerForm(request.POST or None)
     formset = ContactFormSet(request.POST or None, prefix="contacts")
-    if request.method == "POST" and form.is_valid() & formset.is_valid():
-        try:
-            customer = services.create_customer(actor=request.user, **form.cleaned_data, contacts=contacts_of(formset))
-        except DomainError as exc:
-            _domain_error(request, exc, form, formset)
-        else:
-            messages.success(request, _("Customer %(name)s created.") % {"name": customer.name})
-            return redirect("masterdata:customer_detail", customer_id=customer.id)
-    return _customer_form_page(request, form, formset, _("New customer"))
+    return _form_page(
+        request,
+        form,
+        lambda: services.create_customer(actor=request.user, **form.cleaned_data, contacts=contacts_of(formset)),
+        success=lambda customer: _("Customer %(name)s created.") % {"name": customer.name},
+        redirect_to=lambda customer: reverse("masterdata:customer_detail", args=[customer.id]),
+        title=_("New customer"),
+        cancel_url=reverse("masterdata:customers"),
+        formset=formset,
+        template="masterdata/customer_form.html",
+        extra={"customer": None},
+    )
 
 
 @login_required
@@ -346,25 +362,31 @@ def customer_edit(request, customer_id):
         for c in customer.contacts.order_by("created_at", "id")
     ]
     formset = ContactFormSet(request.POST or None, prefix="contacts", initial=initial)
-    if request.method == "POST" and form.is_valid() & formset.is_valid():
+
+    def save():
         changes = form.changes()
         if formset.has_changed():
             changes["contacts"] = contacts_of(formset)
-        try:
-            services.update_customer(
-                actor=request.user,
-                customer_id=customer.id,
-                changes=changes,
-                expected_version=form.cleaned_data["version"],
-            )
-        except StaleMasterData:
-            return _reload(request, customer.name)
-        except DomainError as exc:
-            _domain_error(request, exc, form, formset)
-        else:
-            messages.success(request, _("Customer %(name)s saved.") % {"name": customer.name})
-            return redirect("masterdata:customer_detail", customer_id=customer.id)
-    return _customer_form_page(request, form, formset, _("Edit customer"), customer)
+        return services.update_customer(
+            actor=request.user,
+            customer_id=customer.id,
+            changes=changes,
+            expected_version=form.cleaned_data["version"],
+        )
+
+    return _form_page(
+        request,
+        form,
+        save,
+        success=lambda _saved: _("Customer %(name)s saved.") % {"name": customer.name},
+        redirect_to=lambda _saved: reverse("masterdata:customer_detail", args=[customer.id]),
+        title=_("Edit customer"),
+        cancel_url=reverse("masterdata:customer_detail", args=[customer.id]),
+        stale_label=customer.name,
+        formset=formset,
+        template="masterdata/customer_form.html",
+        extra={"customer": customer},
+    )
 
 
 @login_required
@@ -438,18 +460,14 @@ def supplier_detail(request, supplier_id):
 def supplier_create(request):
     _deny_unless(policies.can_edit_supplier(request.user))
     form = SupplierForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        try:
-            supplier = services.create_supplier(actor=request.user, **form.cleaned_data)
-        except DomainError as exc:
-            _domain_error(request, exc, form)
-        else:
-            messages.success(request, _("Supplier %(name)s created.") % {"name": supplier.name})
-            return redirect("masterdata:supplier_detail", supplier_id=supplier.id)
-    return render(
+    return _form_page(
         request,
-        "masterdata/form.html",
-        {"form": form, "title": _("New supplier"), "cancel_url": reverse("masterdata:suppliers")},
+        form,
+        lambda: services.create_supplier(actor=request.user, **form.cleaned_data),
+        success=lambda supplier: _("Supplier %(name)s created.") % {"name": supplier.name},
+        redirect_to=lambda supplier: reverse("masterdata:supplier_detail", args=[supplier.id]),
+        title=_("New supplier"),
+        cancel_url=reverse("masterdata:suppliers"),
     )
 
 
@@ -459,29 +477,20 @@ def supplier_edit(request, supplier_id):
     supplier = _fetch(selectors.access_supplier, request.user, supplier_id)
     _deny_unless(policies.can_edit_supplier(request.user))
     form = SupplierForm(request.POST or None, instance=supplier)
-    if request.method == "POST" and form.is_valid():
-        try:
-            services.update_supplier(
-                actor=request.user,
-                supplier_id=supplier.id,
-                changes=form.changes(),
-                expected_version=form.cleaned_data["version"],
-            )
-        except StaleMasterData:
-            return _reload(request, supplier.name)
-        except DomainError as exc:
-            _domain_error(request, exc, form)
-        else:
-            messages.success(request, _("Supplier %(name)s saved.") % {"name": supplier.name})
-            return redirect("masterdata:supplier_detail", supplier_id=supplier.id)
-    return render(
+    return _form_page(
         request,
-        "masterdata/form.html",
-        {
-            "form": form,
-            "title": _("Edit supplier"),
-            "cancel_url": reverse("masterdata:supplier_detail", args=[supplier.id]),
-        },
+        form,
+        lambda: services.update_supplier(
+            actor=request.user,
+            supplier_id=supplier.id,
+            changes=form.changes(),
+            expected_version=form.cleaned_data["version"],
+        ),
+        success=lambda _saved: _("Supplier %(name)s saved.") % {"name": supplier.name},
+        redirect_to=lambda _saved: reverse("masterdata:supplier_detail", args=[supplier.id]),
+        title=_("Edit supplier"),
+        cancel_url=reverse("masterdata:supplier_detail", args=[supplier.id]),
+        stale_label=supplier.name,
     )
 
 
