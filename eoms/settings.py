@@ -22,9 +22,7 @@ def _secret_key() -> str:
     if key:
         return key
     if PRODUCTION:
-        from django.core.exceptions import ImproperlyConfigured
-
-        raise ImproperlyConfigured("EOMS_SECRET_KEY must be set when EOMS_MODE=production.")
+        return ""  # refused below, with every other production problem
     path = DATA_DIR / "secret_key"
     if not path.exists():
         path.write_text(secrets.token_urlsafe(50))
@@ -110,6 +108,7 @@ elif _db["ENGINE"] == "django.db.backends.mysql":
     )
     _db.setdefault("TEST", {}).update({"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"})
 _db.setdefault("CONN_MAX_AGE", env.int("EOMS_DB_CONN_MAX_AGE", default=0))
+_db.setdefault("CONN_HEALTH_CHECKS", True)  # a persistent connection is checked before a request reuses it
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env("REDIS_URL", default="")
@@ -158,6 +157,21 @@ SESSION_COOKIE_AGE = 60 * 60 * 12
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+if PRODUCTION:
+    from eoms.core.production import refuse_insecure_settings
+
+    refuse_insecure_settings(
+        debug=DEBUG,
+        secret_key=SECRET_KEY,
+        audit_key=EOMS_AUDIT_KEY,
+        database_engine=_db["ENGINE"],
+        allow_sqlite=env.bool("EOMS_ALLOW_SQLITE", default=False),
+        allowed_hosts_set=bool(env.list("EOMS_ALLOWED_HOSTS", default=[])),
+    )
+    SECURE_HSTS_SECONDS = env.int("EOMS_HSTS_SECONDS", default=31536000)
+    if TRUSTED_PROXIES:
+        # Believed only behind a proxy we were told about, which sets it on every request.
+        SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 # Attachments: size limit in MiB and the types accepted, recognised by content (magic bytes).
 ATTACHMENT_MAX_MB = env.int("EOMS_ATTACHMENT_MAX_MB", default=20)

@@ -1,0 +1,98 @@
+"""EOMS_MODE=production refuses insecure settings at startup: the settings are loaded in a fresh process."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+GOOD_SECRET = "s" * 30 + "-0123456789abcdef"  # 47 characters
+GOOD_AUDIT = "a" * 30 + "-fedcba9876543210"
+PRINT_SETTINGS = (
+    "import django; django.setup(); from django.conf import settings as s; "
+    "print(s.DEBUG, s.SECURE_HSTS_SECONDS, s.SECURE_PROXY_SSL_HEADER, s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE, "
+    "s.DATABASES['default']['CONN_HEALTH_CHECKS'])"
+)
+
+
+def _start(tmp_path, **overrides) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EOMS_") and k != "DATABASE_URL"}
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "eoms.settings",
+            "EOMS_DATA_DIR": str(tmp_path),
+            "EOMS_MODE": "production",
+            "EOMS_SECRET_KEY": GOOD_SECRET,
+            "EOMS_AUDIT_KEY": GOOD_AUDIT,
+            "EOMS_ALLOWED_HOSTS": "eoms.example.com",
+            "DATABASE_URL": "postgres://eoms:pw@db.example.com:5432/eoms",
+        }
+    )
+    for key, value in overrides.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    return subprocess.run([sys.executable, "-c", PRINT_SETTINGS], env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_a_correct_production_environment_starts_with_hsts_and_secure_cookies(tmp_path):
+    result = _start(tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False 31536000 None True True True"
+
+
+def test_proxy_ssl_header_only_with_trusted_proxies_and_hsts_from_env(tmp_path):
+    result = _start(tmp_path, EOMS_TRUSTED_PROXIES="10.0.0.0/8", EOMS_HSTS_SECONDS="3600")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False 3600 ('HTTP_X_FORWARDED_PROTO', 'https') True True True"
+
+
+def test_sqlite_is_accepted_when_explicitly_allowed(tmp_path):
+    result = _start(tmp_path, DATABASE_URL=None, EOMS_ALLOW_SQLITE="true")
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"EOMS_DEBUG": "true"}, "EOMS_DEBUG is true"),
+        ({"EOMS_SECRET_KEY": None}, "EOMS_SECRET_KEY is not set"),
+        ({"EOMS_SECRET_KEY": "x" * 39}, "EOMS_SECRET_KEY is too short or a placeholder (39 characters)"),
+        ({"EOMS_SECRET_KEY": "django-insecure-" + "x" * 40}, "EOMS_SECRET_KEY is too short or a placeholder"),
+        ({"EOMS_AUDIT_KEY": None}, "EOMS_AUDIT_KEY is not set"),
+        ({"EOMS_AUDIT_KEY": GOOD_SECRET}, "EOMS_AUDIT_KEY equals EOMS_SECRET_KEY"),
+        ({"DATABASE_URL": None}, "DATABASE_URL is SQLite"),
+        ({"DATABASE_URL": None, "EOMS_ALLOW_SQLITE": "false"}, "DATABASE_URL is SQLite"),
+        ({"EOMS_ALLOWED_HOSTS": None}, "EOMS_ALLOWED_HOSTS is not set"),
+    ],
+)
+def test_each_insecure_setting_is_refused_by_name(tmp_path, overrides, message):
+    result = _start(tmp_path, **overrides)
+    assert result.returncode == 1
+    assert "django.core.exceptions.ImproperlyConfigured: EOMS_MODE=production refuses to start" in result.stderr
+    assert message in result.stderr
+    assert result.stderr.count("\n  - ") == 1
+
+
+def test_every_problem_is_listed_at_once(tmp_path):
+    result = _start(
+        tmp_path, EOMS_DEBUG="1", EOMS_SECRET_KEY=None, EOMS_AUDIT_KEY=None, DATABASE_URL=None, EOMS_ALLOWED_HOSTS=None
+    )
+    assert result.returncode == 1
+    problems = [line for line in result.stderr.splitlines() if line.startswith("  - ")]
+    assert [p.split(" is ")[0].split(" equals ")[0] for p in problems] == [
+        "  - EOMS_DEBUG",
+        "  - EOMS_SECRET_KEY",
+        "  - EOMS_AUDIT_KEY",
+        "  - DATABASE_URL",
+        "  - EOMS_ALLOWED_HOSTS",
+    ]
+
+
+def test_development_mode_keeps_its_defaults(tmp_path):
+    result = _start(
+        tmp_path, EOMS_MODE=None, EOMS_SECRET_KEY=None, EOMS_AUDIT_KEY=None, DATABASE_URL=None, EOMS_ALLOWED_HOSTS=None
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False 0 None False False True"
