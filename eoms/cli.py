@@ -10,10 +10,17 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "eoms.settings")
+    from django.core.exceptions import ImproperlyConfigured
     from django.core.management import execute_from_command_line
 
     args = sys.argv[1:] if argv is None else argv
-    execute_from_command_line(["eoms", *args])
+    try:
+        execute_from_command_line(["eoms", *args])
+    except ImproperlyConfigured as exc:
+        # A refused configuration (e.g. EOMS_MODE=production with an insecure setting) is the
+        # operator's to fix: say what is wrong, without a traceback.
+        print(f"eoms: configuration refused: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
