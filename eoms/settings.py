@@ -56,6 +56,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "eoms.core.metrics.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "eoms.core.middleware.RequestContextMiddleware",
@@ -116,6 +117,12 @@ if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# Observability (eoms.core.health, eoms.core.metrics): /readyz checks the broker when BROKER_URL is set
+# (unset: the relay delivers in-process); /metrics answers only with `Authorization: Bearer <token>`
+# and is not there at all (404) while EOMS_METRICS_TOKEN is unset.
+BROKER_URL = env("BROKER_URL", default="")
+EOMS_METRICS_TOKEN = env("EOMS_METRICS_TOKEN", default="")
 
 AUTH_USER_MODEL = "accounts.User"
 LOGIN_URL = "login"

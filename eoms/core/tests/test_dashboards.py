@@ -1,0 +1,141 @@
+"""deploy/prometheus/alerts.yml and deploy/grafana/eoms-dashboard.json hold together with /metrics:
+every eoms_* metric they name is in the live /metrics output, and every label they select or group
+by is one that metric carries (or one Prometheus adds when scraping)."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+DEPLOY = Path(__file__).resolve().parents[3] / "deploy"
+ALERTS = DEPLOY / "prometheus" / "alerts.yml"
+DASHBOARD = DEPLOY / "grafana" / "eoms-dashboard.json"
+TOKEN = "dashboards-test-token"
+SCRAPE_LABELS = {"job", "instance"}  # added by Prometheus to every series it scrapes
+METRIC = re.compile(r"\b(eoms_[a-z0-9_]+)\b(\{[^}]*\})?")
+MATCHER = re.compile(r"([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)")
+GROUPING = re.compile(r"\b(?:by|without)\s*\(([^)]*)\)")
+REQUIRED_ALERTS = {
+    "EomsHighErrorRate",
+    "EomsSlowRequestsP99",
+    "EomsOutboxBacklogOld",
+    "EomsDatabaseDown",
+    "EomsReadinessDegraded",
+    "EomsDataDiskLow",
+}
+
+
+@pytest.fixture
+def exposed(client, settings, world) -> dict[str, set[str]]:
+    """Sample name → label names, from a /metrics answer after traffic that fills every family."""
+    settings.EOMS_METRICS_TOKEN = TOKEN
+    world.order()
+    client.get("/healthz")
+    client.post("/login/", {"username": world.pm.username, "password": "wrong"})
+    response = client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
+    assert response.status_code == 200
+    names: dict[str, set[str]] = {}
+    for family in text_string_to_metric_families(response.content.decode()):
+        for sample in family.samples:
+            names.setdefault(sample.name, set()).update(sample.labels)
+    return names
+
+
+def _alert_rules() -> list[dict]:
+    doc = yaml.safe_load(ALERTS.read_text(encoding="utf-8"))
+    return [rule for group in doc["groups"] for rule in group["rules"]]
+
+
+def _dashboard() -> dict:
+    return json.loads(DASHBOARD.read_text(encoding="utf-8"))
+
+
+def _expressions() -> list[tuple[str, str]]:
+    exprs = [(f"alert {rule['alert']}", rule["expr"]) for rule in _alert_rules()]
+    dashboard = _dashboard()
+    for panel in dashboard["panels"]:
+        exprs += [(f"panel {panel['title']!r}", target["expr"]) for target in panel["targets"]]
+    for variable in dashboard["templating"]["list"]:
+        if variable["type"] == "query":
+            exprs.append((f"variable {variable['name']}", variable["definition"]))
+    return exprs
+
+
+def test_alert_rules_are_complete():
+    rules = _alert_rules()
+    assert {rule["alert"] for rule in rules} >= REQUIRED_ALERTS
+    assert len({rule["alert"] for rule in rules}) == len(rules)
+    for rule in rules:
+        assert set(rule) == {"alert", "expr", "for", "labels", "annotations"}, rule["alert"]
+        assert rule["labels"]["severity"] in {"warning", "critical"}, rule["alert"]
+        assert rule["annotations"]["summary"], rule["alert"]
+        assert re.fullmatch(r"\d+[smh]", rule["for"]), rule["alert"]
+        assert rule["expr"].count("(") == rule["expr"].count(")"), rule["alert"]
+
+
+def test_dashboard_is_importable_grafana_json():
+    dashboard = _dashboard()
+    assert dashboard["uid"] == "eoms-overview"
+    assert isinstance(dashboard["schemaVersion"], int)
+    ids = [panel["id"] for panel in dashboard["panels"]]
+    assert len(ids) == len(set(ids))
+    variables = {v["name"] for v in dashboard["templating"]["list"]}
+    assert variables == {"datasource", "job"}
+    for panel in dashboard["panels"]:
+        assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, panel["title"]
+        assert panel["targets"], panel["title"]
+        ref_ids = [target["refId"] for target in panel["targets"]]
+        assert len(ref_ids) == len(set(ref_ids)), panel["title"]
+        assert set(panel["gridPos"]) == {"h", "w", "x", "y"}, panel["title"]
+        for target in panel["targets"]:
+            assert target["expr"].count("(") == target["expr"].count(")"), panel["title"]
+
+
+def test_dashboard_covers_what_the_issue_asks_to_watch():
+    referenced = {name for _where, expr in _expressions() for name, _sel in METRIC.findall(expr)}
+    assert referenced >= {
+        "eoms_http_requests_total",
+        "eoms_http_request_duration_seconds_bucket",
+        "eoms_db_queries_per_request_bucket",
+        "eoms_db_query_seconds_per_request_sum",
+        "eoms_outbox_backlog",
+        "eoms_outbox_oldest_age_seconds",
+        "eoms_orders",
+        "eoms_login_failures_total",
+        "eoms_ready",
+        "eoms_data_dir_free_bytes",
+    }
+
+
+@pytest.mark.django_db
+def test_every_metric_and_label_referenced_exists_in_metrics_output(exposed):
+    missing = []
+    for where, expr in _expressions():
+        used = METRIC.findall(expr)
+        assert used, f"{where} references no eoms_* metric"
+        labels_of_expr = set(SCRAPE_LABELS)
+        for name, selector in used:
+            if name not in exposed:
+                missing.append(f"{where}: {name}")
+                continue
+            labels = exposed[name] | SCRAPE_LABELS
+            labels_of_expr |= labels
+            for label in MATCHER.findall(selector or ""):
+                if label[0] not in labels:
+                    missing.append(f"{where}: {name} has no label {label[0]}")
+        for grouping in GROUPING.findall(expr):
+            for label in filter(None, (part.strip() for part in grouping.split(","))):
+                if label not in labels_of_expr:
+                    missing.append(f"{where}: groups by {label}, which no metric of it carries")
+    assert missing == []
+
+
+@pytest.mark.django_db
+def test_the_check_catches_a_metric_that_does_not_exist(exposed):
+    assert "eoms_http_requests_total" in exposed
+    assert "eoms_http_request_total" not in exposed
+    assert exposed["eoms_http_requests_total"] == {"method", "route", "status"}
+    assert exposed["eoms_http_request_duration_seconds_bucket"] == {"method", "route", "le"}

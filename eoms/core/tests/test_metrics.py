@@ -1,0 +1,216 @@
+"""/metrics: the token gate, request metrics by route template, and the gauges read at scrape time.
+
+Counters live for the whole process, so tests compare a scrape before and after what they do.
+"""
+
+import shutil
+import socket
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import time_machine
+from django.apps import apps
+from django.db import connection
+from django.utils import timezone
+from prometheus_client import CONTENT_TYPE_LATEST
+from prometheus_client.parser import text_string_to_metric_families
+
+from eoms.core.models import OutboxMessage
+
+TOKEN = "test-metrics-token-0123456789"
+AUTH = {"HTTP_AUTHORIZATION": f"Bearer {TOKEN}"}
+NOW = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def _token(settings):
+    settings.EOMS_METRICS_TOKEN = TOKEN
+
+
+def scrape(client) -> dict:
+    """{(sample name, frozenset of labels): value} of one /metrics answer."""
+    response = client.get("/metrics", **AUTH)
+    assert response.status_code == 200
+    samples = {}
+    for family in text_string_to_metric_families(response.content.decode()):
+        for sample in family.samples:
+            samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
+    return samples
+
+
+def value(samples: dict, name: str, **labels) -> float:
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+def test_metrics_is_not_there_without_a_token_configured(client, settings):
+    settings.EOMS_METRICS_TOKEN = ""
+    assert client.get("/metrics").status_code == 404
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer ").status_code == 404
+
+
+@pytest.mark.parametrize(
+    "header",
+    [None, "Bearer wrong-token", f"Basic {TOKEN}", f"Bearer {TOKEN}x", TOKEN, "Bearer"],
+)
+def test_metrics_refuses_a_missing_or_wrong_token(client, header):
+    extra = {"HTTP_AUTHORIZATION": header} if header is not None else {}
+    response = client.get("/metrics", **extra)
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == 'Bearer realm="metrics"'
+    assert b"eoms_" not in response.content
+
+
+@pytest.mark.django_db
+def test_metrics_answers_prometheus_text_to_the_token(client):
+    response = client.get("/metrics", **AUTH)
+    assert response.status_code == 200
+    assert response["Content-Type"] == CONTENT_TYPE_LATEST
+    assert b"# TYPE eoms_http_requests_total counter" in response.content
+    assert b"# TYPE eoms_http_request_duration_seconds histogram" in response.content
+    assert b"_created" not in response.content
+
+
+@pytest.mark.django_db
+def test_a_request_counts_under_its_route_template_not_its_path(client, world):
+    order = world.order()
+    client.force_login(world.pm)
+    before = scrape(client)
+    assert client.get(f"/orders/{order.id}/").status_code == 200
+    assert client.get(f"/api/v1/orders/{order.id}").status_code == 200
+    after = scrape(client)
+
+    route = "orders/<uuid:order_id>/"
+    labels = {"method": "GET", "route": route, "status": "200"}
+    assert value(after, "eoms_http_requests_total", **labels) - value(before, "eoms_http_requests_total", **labels) == 1
+    duration = {"method": "GET", "route": route}
+    count = "eoms_http_request_duration_seconds_count"
+    assert value(after, count, **duration) - value(before, count, **duration) == 1
+    api = {"method": "GET", "route": "api/v1/orders/<order_id>", "status": "200"}
+    assert value(after, "eoms_http_requests_total", **api) - value(before, "eoms_http_requests_total", **api) == 1
+    assert str(order.id) not in client.get("/metrics", **AUTH).content.decode()
+
+
+@pytest.mark.django_db
+def test_an_unknown_path_counts_as_unmatched(client):
+    before = scrape(client)
+    assert client.get("/no/such/page/12345/").status_code == 404
+    after = scrape(client)
+    labels = {"method": "GET", "route": "unmatched", "status": "404"}
+    assert value(after, "eoms_http_requests_total", **labels) - value(before, "eoms_http_requests_total", **labels) == 1
+    assert not any("12345" in dict(key[1]).get("route", "") for key in after)
+
+
+@pytest.mark.django_db
+def test_every_request_observes_its_query_count_and_time(client, world):
+    order = world.order()
+    client.force_login(world.pm)
+    before = scrape(client)
+    assert client.get(f"/orders/{order.id}/").status_code == 200
+    assert client.get("/healthz").status_code == 200  # no statements at all
+    after = scrape(client)
+
+    # the scrape in between ran statements too, but is observed only after it has answered
+    def delta(name, **labels):
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert delta("eoms_db_queries_per_request_count") == 3  # the page, the healthz, the first scrape
+    assert delta("eoms_db_queries_per_request_bucket", le="0.0") == 1  # the healthz
+    assert delta("eoms_db_query_seconds_per_request_count") == 3
+    assert delta("eoms_db_query_seconds_per_request_sum") > 0
+
+
+class _Statements:
+    """Counts what Django runs on a connection (a test-side instrument, like CaptureQueriesContext, which
+    cannot see through the test client because each request starts by resetting the query log)."""
+
+    def __init__(self):
+        self.count = 0
+
+    def __call__(self, execute, sql, params, many, context):
+        self.count += 1
+        return execute(sql, params, many, context)
+
+
+@pytest.mark.django_db
+def test_queries_of_one_request_sum_to_what_django_ran(client, world):
+    order = world.order()
+    client.force_login(world.pm)
+    client.get(f"/orders/{order.id}/")  # warm up: session and content types are cached after this
+    before = scrape(client)
+    after_first = scrape(client)
+    scrape_statements = value(after_first, "eoms_db_queries_per_request_sum") - value(
+        before, "eoms_db_queries_per_request_sum"
+    )
+    statements = _Statements()
+    with connection.execute_wrapper(statements):
+        assert client.get(f"/orders/{order.id}/").status_code == 200
+    after = scrape(client)
+    page = value(after, "eoms_db_queries_per_request_sum") - value(after_first, "eoms_db_queries_per_request_sum")
+    assert statements.count > 0
+    assert page == statements.count + scrape_statements
+
+
+@pytest.mark.django_db
+def test_failed_sign_ins_are_counted(client, world):
+    before = scrape(client)
+    response = client.post("/login/", {"username": world.pm.username, "password": "not-the-password"})
+    assert response.status_code == 200  # the form again, with the error
+    client.post("/login/", {"username": "nobody-by-this-name", "password": "x"})
+    after = scrape(client)
+    assert value(after, "eoms_login_failures_total") - value(before, "eoms_login_failures_total") == 2
+
+
+@pytest.mark.django_db
+def test_orders_by_state_are_counted_at_scrape_time(client, world):
+    states = [value for value, _label in apps.get_model("orders", "Order")._meta.get_field("state").choices]
+    assert len(states) == 13
+    empty = scrape(client)
+    by_state = {dict(labels)["state"]: v for (name, labels), v in empty.items() if name == "eoms_orders"}
+    assert by_state == dict.fromkeys(states, 0.0)
+    world.order()
+    world.order()
+    world.order("QUOTING")
+    samples = scrape(client)
+    assert value(samples, "eoms_orders", state="INITIATED") == 2
+    assert value(samples, "eoms_orders", state="QUOTING") == 1
+    assert value(samples, "eoms_orders", state="SETTLED") == 0
+
+
+@pytest.mark.django_db
+def test_outbox_backlog_and_oldest_age(client, world):
+    OutboxMessage.objects.update(sent_at=timezone.now())
+    empty = scrape(client)
+    assert value(empty, "eoms_outbox_backlog") == 0
+    assert value(empty, "eoms_outbox_oldest_age_seconds") == 0
+    with time_machine.travel(NOW, tick=False):
+        world.order()
+    with time_machine.travel(NOW + timedelta(seconds=20), tick=False):
+        world.order()
+    with time_machine.travel(NOW + timedelta(seconds=125), tick=False):
+        samples = scrape(client)
+    assert value(samples, "eoms_outbox_backlog") == 2
+    assert value(samples, "eoms_outbox_oldest_age_seconds") == 125.0
+
+
+@pytest.mark.django_db
+def test_data_dir_disk_space(client, settings, tmp_path):
+    settings.DATA_DIR = tmp_path
+    samples = scrape(client)
+    usage = shutil.disk_usage(tmp_path)
+    assert value(samples, "eoms_data_dir_size_bytes") == usage.total
+    assert 0 < value(samples, "eoms_data_dir_free_bytes") <= usage.total
+
+
+@pytest.mark.django_db
+def test_readiness_of_each_component(client, settings):
+    samples = scrape(client)
+    for component in ("database", "cache", "broker"):
+        assert value(samples, "eoms_ready", component=component) == 1.0
+        assert ("eoms_ready_check_latency_seconds", frozenset({"component": component}.items())) in samples
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    settings.BROKER_URL = f"amqp://127.0.0.1:{port}/"
+    samples = scrape(client)
+    assert value(samples, "eoms_ready", component="broker") == 0.0
+    assert value(samples, "eoms_ready", component="database") == 1.0
