@@ -62,7 +62,10 @@ def _clean_amount(value) -> Decimal:
 
 
 def _clean_tax_rate(value) -> Decimal:
-    rate = str(Decimal(str(value)).quantize(Decimal("0.01"))) if value is not None else ""
+    try:
+        rate = str(Decimal(str(value)).quantize(Decimal("0.01")))
+    except (InvalidOperation, ValueError, TypeError):  # "abc", "NaN", None: not a rate at all
+        rate = ""
     if rate not in TaxRate.values:
         raise _field_error(
             "tax_rate", _("Tax rate must be one of %(choices)s.") % {"choices": ", ".join(TaxRate.values)}

@@ -556,3 +556,17 @@ def test_amount_is_accepted_only_with_two_places_up_to_the_limit(world, amount):
         order.refresh_from_db()
         assert order.contract_amount == amount
         assert order.contract_amount.as_tuple().exponent == -2
+
+
+@pytest.mark.parametrize("rate", ["abc", "NaN", None, "Infinity", "0.10"])
+def test_create_order_refuses_a_tax_rate_that_is_not_one_of_the_rates(world, rate):
+    from eoms.core.models import AuditEntry
+    from eoms.orders import services
+    from eoms.orders.errors import OrderValidationFailed
+    from eoms.orders.models import Order
+
+    audits = AuditEntry.objects.count()
+    with pytest.raises(OrderValidationFailed) as refused:
+        services.create_order(actor=world.pm, project=world.project, title="t", contract_amount="100.00", tax_rate=rate)
+    assert [e["field"] for e in refused.value.errors] == ["tax_rate"]
+    assert (Order.objects.count(), AuditEntry.objects.count()) == (0, audits)
