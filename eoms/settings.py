@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "eoms.accounts",
     "eoms.masterdata",
     "eoms.orders",
+    "eoms.approvals",
 ]
 
 MIDDLEWARE = [
@@ -206,6 +207,9 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
 # Default days an order may stay in a stage, e.g. "QUOTING=10,PENDING_APPROVAL=3".
 STAGE_DAYS = {k: int(v) for k, v in env.dict("EOMS_STAGE_DAYS", default={}).items()}
+# Approval SLAs count working hours: these periods on working days of the official calendar (调休 included).
+EOMS_WORKING_HOURS = env("EOMS_WORKING_HOURS", default="09:00-12:00,13:00-18:00")
+EOMS_WORK_TIMEZONE = env("EOMS_WORK_TIMEZONE", default="Asia/Shanghai")
 # The relay thread inside `eoms run` (embedded mode). Off in tests, which drive the relay directly.
 RELAY_IN_PROCESS = env.bool("EOMS_RELAY_IN_PROCESS", default=True)
 RELAY_INTERVAL = env.float("EOMS_RELAY_INTERVAL", default=1.0)

@@ -2,7 +2,7 @@ from django.utils.translation import gettext_lazy as _
 
 from eoms.core.errors import NotFound, ValidationFailed
 
-__all__ = ["TokenNotFound", "InvalidMembership"]
+__all__ = ["TokenNotFound", "InvalidMembership", "DelegationNotFound"]
 
 
 class TokenNotFound(NotFound):
@@ -12,3 +12,8 @@ class TokenNotFound(NotFound):
 
 class InvalidMembership(ValidationFailed):
     code = "membership.invalid"
+
+
+class DelegationNotFound(NotFound):
+    code = "delegation.not_found"
+    title = _("Delegation not found")

@@ -11,6 +11,8 @@ __all__ = [
     "UserCreated",
     "UserUpdated",
     "OrgUnitCreated",
+    "DelegationSet",
+    "DelegationEnded",
 ]
 
 
@@ -72,3 +74,24 @@ class UserUpdated(DomainEvent):
     aggregate_type = "accounts.user"
     id: uuid.UUID
     fields: tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class DelegationSet(DomainEvent):
+    event_type = "accounts.delegation_set"
+    aggregate_type = "accounts.user"
+    aggregate_field = "user_id"
+    id: uuid.UUID
+    user_id: uuid.UUID
+    deputy_id: uuid.UUID
+    starts_on: str
+    ends_on: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class DelegationEnded(DomainEvent):
+    event_type = "accounts.delegation_ended"
+    aggregate_type = "accounts.user"
+    aggregate_field = "user_id"
+    id: uuid.UUID
+    user_id: uuid.UUID

@@ -11,7 +11,7 @@ from eoms.core.models import BaseModel
 
 from .roles import ProjectRole
 
-__all__ = ["OrgUnit", "User", "ProjectMembership", "ApiToken"]
+__all__ = ["OrgUnit", "User", "ProjectMembership", "ApiToken", "Delegation"]
 
 
 class OrgUnit(BaseModel):
@@ -120,3 +120,31 @@ class ApiToken(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None and self.expires_at > timezone.now()
+
+
+class Delegation(BaseModel):
+    """A user away from `starts_on` to `ends_on` (inclusive, company dates) names a deputy: approval
+    tasks created for the user in that period go to the deputy, marked "on behalf of". Chains
+    (A→B→C) are followed when tasks are assigned; services refuse a delegation that would close a
+    cycle on any shared day."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="delegations", verbose_name=_("user")
+    )
+    deputy = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="deputy_for", verbose_name=_("deputy")
+    )
+    starts_on = models.DateField(_("from"))
+    ends_on = models.DateField(_("until"))
+    reason = models.CharField(_("reason"), max_length=200, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    revoked_at = models.DateTimeField(_("ended at"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-starts_on"]
+        indexes = [models.Index(fields=["user", "starts_on", "ends_on"], name="delegation_user_period_idx")]
+        verbose_name = _("delegation")
+        verbose_name_plural = _("delegations")
+
+    def __str__(self):
+        return f"{self.user_id} → {self.deputy_id} {self.starts_on}…{self.ends_on}"

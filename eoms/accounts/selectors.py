@@ -18,6 +18,9 @@ __all__ = [
     "list_api_tokens",
     "users_with_role",
     "get_active_user",
+    "resolve_deputy",
+    "list_delegations",
+    "managers_of",
 ]
 
 
@@ -96,3 +99,56 @@ def get_active_user(user_id) -> User | None:
         return User.objects.filter(pk=user_id, is_active=True).first()
     except (ValueError, TypeError):
         return None
+
+
+def resolve_deputy(user, *, on) -> tuple:
+    """Who receives a task meant for `user` on date `on`: the end of the user's chain of deputies
+    (A→B→C gives C), and the chain itself. A cycle (refused when set, but data can be old) stops
+    at the last user before it repeats."""
+    from .models import Delegation
+
+    chain = [user]
+    seen = {user.pk}
+    current = user
+    while True:
+        delegation = (
+            Delegation.objects.filter(
+                user=current, revoked_at__isnull=True, starts_on__lte=on, ends_on__gte=on, deputy__is_active=True
+            )
+            .select_related("deputy")
+            .first()
+        )
+        if delegation is None or delegation.deputy_id in seen:
+            return current, chain
+        current = delegation.deputy
+        seen.add(current.pk)
+        chain.append(current)
+
+
+def list_delegations(*, actor, include_ended: bool = False):
+    """The actor's delegations (as the absent user or as the deputy); admins see everyone's."""
+    from django.db.models import Q
+
+    from .models import Delegation
+
+    qs = Delegation.objects.select_related("user", "deputy").order_by("-starts_on")
+    if not has_role(actor, Role.ADMIN):
+        qs = qs.filter(Q(user=actor) | Q(deputy=actor))
+    if not include_ended:
+        qs = qs.filter(revoked_at__isnull=True)
+    return qs
+
+
+def managers_of(user, levels: int) -> list:
+    """The managers above `user`, nearest first, up to `levels`: the manager of the user's org unit
+    (or of its parent when the user manages the unit), then of the next unit up. Never the user."""
+    result = []
+    unit = getattr(user, "org_unit", None)
+    seen_units = set()
+    while unit is not None and len(result) < levels and unit.pk not in seen_units:
+        seen_units.add(unit.pk)
+        manager = unit.manager
+        if manager is not None and manager.is_active and manager.pk != user.pk and manager not in result:
+            result.append(manager)
+        unit = unit.parent
+    return result

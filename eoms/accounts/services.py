@@ -14,7 +14,7 @@ from eoms.core.errors import PermissionDenied, ValidationFailed
 from eoms.core.events import emit
 
 from . import events
-from .errors import TokenNotFound
+from .errors import DelegationNotFound, TokenNotFound
 from .models import ApiToken, OrgUnit, ProjectMembership, User
 from .roles import ProjectRole, Role
 from .selectors import has_role
@@ -28,6 +28,10 @@ __all__ = [
     "authenticate_api_token",
     "create_org_unit",
     "TOKEN_PREFIX",
+    "set_delegation",
+    "end_delegation",
+    "DelegationInvalid",
+    "DelegationNotFound",
 ]
 
 TOKEN_PREFIX = "eoms_"
@@ -266,4 +270,101 @@ def record_user_created_by_system(*, user: User) -> None:
         actor=None,
         object_repr=user.username,
         changes={"is_superuser": user.is_superuser, "is_staff": user.is_staff},
+    )
+
+
+class DelegationInvalid(ValidationFailed):
+    code = "delegation.invalid"
+
+
+MAX_DELEGATION_DAYS = 366
+
+
+@transaction.atomic
+def set_delegation(*, actor, user: User, deputy: User, starts_on, ends_on, reason: str = "") -> object:
+    """`user` names `deputy` for approval tasks from `starts_on` to `ends_on` (inclusive). A user sets
+    their own; an admin may set anyone's. Refused: a deputy who is the user or inactive, an empty or
+    over-long period, a period overlapping the user's other delegation, and a cycle (the deputy's
+    own chain of deputies on any shared day leads back to the user)."""
+    from .models import Delegation
+
+    if actor.pk != user.pk:
+        _require_admin(actor)
+    errors = []
+    if deputy is None or not deputy.is_active:
+        errors.append({"field": "deputy", "message": gettext("Choose an active user as deputy.")})
+    elif deputy.pk == user.pk:
+        errors.append({"field": "deputy", "message": gettext("A user cannot be their own deputy.")})
+    if starts_on is None or ends_on is None or ends_on < starts_on:
+        errors.append({"field": "ends_on", "message": gettext("The period must end on or after its first day.")})
+    elif (ends_on - starts_on).days >= MAX_DELEGATION_DAYS:
+        errors.append({"field": "ends_on", "message": gettext("A delegation lasts at most one year.")})
+    if len(reason or "") > 200:
+        errors.append({"field": "reason", "message": gettext("At most %(max)d characters.") % {"max": 200}})
+    if errors:
+        raise DelegationInvalid(errors=errors)
+    # Lock the user's row: two delegations set at once for the same user cannot both pass the checks.
+    User.objects.select_for_update().filter(pk=user.pk).first()
+    active = Delegation.objects.filter(revoked_at__isnull=True, starts_on__lte=ends_on, ends_on__gte=starts_on)
+    if active.filter(user=user).exists():
+        raise DelegationInvalid(
+            errors=[
+                {
+                    "field": "starts_on",
+                    "message": gettext("%(user)s already has a deputy in this period.") % {"user": user},
+                }
+            ]
+        )
+    # Follow the deputy's chain over the days this delegation covers; reaching `user` is a cycle.
+    seen, frontier = {user.pk}, [deputy.pk]
+    while frontier:
+        current = frontier.pop()
+        if current in seen:
+            raise DelegationInvalid(
+                errors=[
+                    {
+                        "field": "deputy",
+                        "message": gettext(
+                            "%(deputy)s's own deputies lead back to %(user)s in this period; "
+                            "delegations may not form a cycle."
+                        )
+                        % {"deputy": deputy, "user": user},
+                    }
+                ]
+            )
+        seen.add(current)
+        frontier.extend(active.filter(user_id=current).values_list("deputy_id", flat=True))
+    delegation = Delegation.objects.create(
+        user=user, deputy=deputy, starts_on=starts_on, ends_on=ends_on, reason=(reason or "").strip(), created_by=actor
+    )
+    emit(
+        events.DelegationSet(
+            id=delegation.id,
+            user_id=user.pk,
+            deputy_id=deputy.pk,
+            starts_on=starts_on.isoformat(),
+            ends_on=ends_on.isoformat(),
+        ),
+        actor=actor,
+        object_repr=f"{user} → {deputy}",
+        changes={"deputy": deputy.username, "starts_on": starts_on, "ends_on": ends_on, "reason": delegation.reason},
+    )
+    return delegation
+
+
+@transaction.atomic
+def end_delegation(*, actor, delegation_id) -> None:
+    """End a delegation now. Tasks already sent to the deputy stay with the deputy."""
+    from .models import Delegation
+
+    delegation = Delegation.objects.select_for_update().filter(pk=delegation_id, revoked_at__isnull=True).first()
+    if delegation is None or (delegation.user_id != actor.pk and not has_role(actor, Role.ADMIN)):
+        raise DelegationNotFound(gettext("No such delegation."))
+    delegation.revoked_at = timezone.now()
+    delegation.save(update_fields=["revoked_at", "updated_at"])
+    emit(
+        events.DelegationEnded(id=delegation.id, user_id=delegation.user_id),
+        actor=actor,
+        object_repr=str(delegation),
+        changes={"revoked_at": delegation.revoked_at},
     )

@@ -23,6 +23,9 @@ __all__ = [
     "access_supplier",
     "list_project_members",
     "list_customer_projects",
+    "region_choices",
+    "customer_grade_choices",
+    "project_type_choices",
 ]
 
 
@@ -120,3 +123,20 @@ def list_project_members(project: Project) -> QuerySet:
 def list_customer_projects(*, actor, customer: Customer) -> QuerySet[Project]:
     """The customer's projects that `actor` may see."""
     return list_projects(actor=actor, customer_id=customer.pk)
+
+
+def region_choices() -> list[tuple[str, str]]:
+    from .models import Region
+
+    return list(Region.choices)
+
+
+def customer_grade_choices() -> list[tuple[str, str]]:
+    from .models import CustomerGrade
+
+    return list(CustomerGrade.choices)
+
+
+def project_type_choices() -> list[tuple[str, str]]:
+    """(code, name) of every project type, for conditions on an order's project type."""
+    return [(pt.code, str(pt)) for pt in ProjectType.objects.order_by("code")]

@@ -6,3 +6,10 @@ class OrdersConfig(AppConfig):
     name = "eoms.orders"
     label = "orders"
     verbose_name = _("Orders")
+
+    def ready(self):
+        from eoms.approvals.subjects import register
+
+        from .approval import OrderSubject
+
+        register(OrderSubject())

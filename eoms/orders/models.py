@@ -133,8 +133,14 @@ class OrderHistory(models.Model):
     transition = models.CharField(_("action"), max_length=40)
     from_state = models.CharField(_("from"), max_length=24, blank=True)
     to_state = models.CharField(_("to"), max_length=24)
+    # Empty when the system acted (an approval timing out).
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", verbose_name=_("by")
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="+",
+        null=True,
+        blank=True,
+        verbose_name=_("by"),
     )
     at = models.DateTimeField(_("time"), default=timezone.now)
     comment = models.TextField(_("comment"), blank=True)

@@ -43,6 +43,8 @@ def can_update_order(actor, order) -> bool:
 
 
 def can_take_transition(actor, order, transition: Transition) -> bool:
+    if transition.system:
+        return False
     if order.state not in transition.sources or not _can_change_project(actor, order.project_id):
         return False
     return bool(roles_of(actor) & transition.allowed_roles(order.state))

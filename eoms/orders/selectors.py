@@ -123,7 +123,9 @@ def access_order(actor, order_id, action: str = "view", *, for_update: bool = Fa
     try:
         order = qs.get(pk=uuid.UUID(str(order_id)))
     except (Order.DoesNotExist, ValueError):
-        raise OrderNotFound(_("No such order."))
+        order = _via_approval_task(actor, order_id, for_update=for_update)
+        if order is None:
+            raise OrderNotFound(_("No such order."))
     if action == "change" and not can_update_order(actor, order):
         raise OrderPermissionDenied(
             _("You may not edit order %(number)s in state %(state)s.") % {"number": order.number, "state": order.state}
@@ -133,6 +135,25 @@ def access_order(actor, order_id, action: str = "view", *, for_update: bool = Fa
             _("You may not add files to order %(number)s at this stage.") % {"number": order.number}
         )
     return order
+
+
+def _via_approval_task(actor, order_id, *, for_update: bool):
+    """An approver sees an order they hold (or held) an approval task on, even outside their
+    projects: a general manager decides orders of projects they are not a member of."""
+    from eoms.approvals.selectors import has_task_on
+
+    try:
+        key = uuid.UUID(str(order_id))
+    except ValueError:
+        return None
+    if not has_task_on(actor, "orders.order", key):
+        return None
+    qs = (
+        Order.objects.select_for_update()
+        if for_update
+        else Order.objects.select_related("project", "customer", "stage_owner", "parent")
+    )
+    return qs.filter(pk=key).first()
 
 
 def get_order_by_number(actor, number: str) -> Order:

@@ -30,6 +30,10 @@ from .selectors import access_order
 from .state import BY_NAME, DEFAULT_STAGE_DAYS, OrderState, Transition, transitions_from
 
 __all__ = [
+    "apply_approval_outcome",
+    "set_approval_owner",
+    "update_order_by_approver",
+    "SUBJECT_TYPE",
     "create_order",
     "update_order",
     "transition_order",
@@ -40,6 +44,7 @@ __all__ = [
 ]
 
 MAX_LEVEL = 3
+SUBJECT_TYPE = "orders.order"  # what the approval engine calls an order
 MAX_AMOUNT = Decimal("9999999999.99")  # ten billion yuan less a cent: larger is a typo
 
 
@@ -349,6 +354,7 @@ def transition_order(
     expected_version: int | None = None,
     attachments: list[tuple[str, Upload]] = (),
     attachment_ids: list = (),
+    picked: dict | None = None,
 ) -> Order:
     """Take transition `name` on an order (state.TRANSITIONS). Illegal from the current state or
     stale (someone else moved it first): 409. Not allowed for this actor: 403. Guard not met: 409 with
@@ -366,6 +372,7 @@ def transition_order(
             attachments=attachments,
             attachment_ids=attachment_ids,
             stored=stored,
+            picked=picked,
         )
     except BaseException:
         for path in stored:
@@ -374,7 +381,9 @@ def transition_order(
 
 
 @transaction.atomic
-def _transition(*, actor, order_id, name, comment, expected_version, attachments, attachment_ids, stored) -> Order:
+def _transition(
+    *, actor, order_id, name, comment, expected_version, attachments, attachment_ids, stored, picked=None
+) -> Order:
     transition = BY_NAME.get(name)
     order = access_order(actor, order_id)
     if transition is None:
@@ -384,6 +393,10 @@ def _transition(*, actor, order_id, name, comment, expected_version, attachments
         )
     if order.state not in transition.sources:
         raise InvalidTransition(_explain_illegal(order, transition), current_state=order.state)
+    if transition.system:
+        raise OrderPermissionDenied(
+            _("Orders are approved or rejected through their approval flow: decide the task in My tasks.")
+        )
     if not policies.can_take_transition(actor, order, transition):
         raise OrderPermissionDenied(
             _("You may not '%(action)s' order %(number)s.") % {"action": transition.name, "number": order.number}
@@ -410,15 +423,27 @@ def _transition(*, actor, order_id, name, comment, expected_version, attachments
         problem = guard.check(order)
         if problem:
             raise GuardFailed(problem, code=guard.code)
+    order = _apply(order, transition, actor=actor, comment=comment, added=added)
+    if transition.name == "submit":
+        from eoms.approvals.services import start_approval
+
+        start_approval(actor=actor, subject_type=SUBJECT_TYPE, subject_id=order.id, picked=picked, comment=comment)
+        order.refresh_from_db()
+    return order
+
+
+def _apply(order: Order, transition: Transition, *, actor, comment: str, added=()) -> Order:
+    """Move a checked order along `transition` with compare-and-set; one history row, one audit
+    entry, one outbox message. `actor` None is the system (the approval engine's timers)."""
     now = timezone.now()
     target = transition.target
-    owner = _stage_owner(order, transition.owner, actor)
+    owner = None if transition.name == "submit" else _stage_owner(order, transition.owner, actor)
     values = {
         "state": target,
         "stage_owner": owner,
         "stage_entered_at": now,
         "stage_deadline": _stage_deadline(target, now),
-        "updated_by": actor,
+        "updated_by": actor or order.updated_by,
     }
     if transition.name == "hold":
         values["held_from"] = order.state
@@ -469,6 +494,73 @@ def _transition(*, actor, order_id, name, comment, expected_version, attachments
     )
     order.refresh_from_db()
     return order
+
+
+OUTCOME_TRANSITIONS = {"approved": "approve", "returned": "return_for_revision", "withdrawn": "withdraw"}
+
+
+@transaction.atomic
+def apply_approval_outcome(*, actor, order_id, outcome: str, comment: str = "", on_reject: str = "rejected") -> Order:
+    """The approval engine's verdict on an order in PENDING_APPROVAL: approved → APPROVED; rejected
+    → REJECTED (or back to QUOTING when the flow says so); returned for revision or withdrawn →
+    QUOTING. Taken by the deciding approver, or by the system (actor None) on a timeout."""
+    if outcome == "rejected":
+        name = "reject" if on_reject == "rejected" else "return_for_revision"
+    else:
+        name = OUTCOME_TRANSITIONS[outcome]
+    order = Order.objects.select_for_update().get(pk=order_id)
+    transition = BY_NAME[name]
+    if order.state not in transition.sources:
+        raise InvalidTransition(_explain_illegal(order, transition), current_state=order.state)
+    return _apply(order, transition, actor=actor, comment=comment)
+
+
+def set_approval_owner(*, order_id, owner) -> None:
+    """Point an order in approval at the approver now deciding it (the stage owner is a pointer the
+    dashboard reads, not a business change: no version, no event; the task carries the audit)."""
+    Order.objects.filter(pk=order_id, state=OrderState.PENDING_APPROVAL).update(stage_owner=owner)
+
+
+@transaction.atomic
+def update_order_by_approver(*, actor, order_id, changes: dict, allowed: set[str]) -> dict:
+    """An approver edits fields their approval node lets them edit, while the order is in approval.
+    Answers the diff; audited as an ordinary update."""
+    order = Order.objects.select_for_update().get(pk=order_id)
+    if order.state != OrderState.PENDING_APPROVAL:
+        raise InvalidTransition(_("Order %(number)s is not in approval.") % {"number": order.number})
+    refused = sorted(set(changes) - set(allowed))
+    if refused:
+        raise _field_error(refused[0], _("Not editable at this approval node."))
+    cleaned = {}
+    for field, value in changes.items():
+        if field == "contract_amount":
+            cleaned[field] = _clean_amount(value)
+            _check_amount_in_tree(order, cleaned[field])
+        elif field == "tax_rate":
+            cleaned[field] = _clean_tax_rate(value)
+        elif field in ("title", "description"):
+            cleaned[field] = _clean_text(
+                field, value, max_length=200 if field == "title" else 20000, required=field == "title"
+            )
+        else:
+            raise _field_error(field, _("Not editable at this approval node."))
+    diff = {}
+    for field, value in cleaned.items():
+        before = getattr(order, field)
+        if before != value:
+            diff[field] = [str(before), str(value)]
+    if not diff:
+        return {}
+    Order.objects.filter(pk=order.pk).update(
+        **cleaned, version=F("version") + 1, updated_by=actor, updated_at=timezone.now()
+    )
+    emit(
+        events.OrderUpdated(order_id=order.id, number=order.number, fields=tuple(sorted(diff))),
+        actor=actor,
+        object_repr=order.number,
+        changes=diff,
+    )
+    return diff
 
 
 def attach_file(*, actor, order_id, kind: str, upload: Upload) -> Attachment:

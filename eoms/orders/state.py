@@ -118,6 +118,8 @@ class Transition:
     style: str = "primary"
     # Cancelling after signing is the admin's alone, even though PMs cancel before it.
     role_overrides: dict = field(default_factory=dict)
+    # Taken only by the approval engine (eoms.approvals) when an approval ends; no button, no endpoint.
+    system: bool = False
 
     def allowed_roles(self, source: str) -> frozenset[str]:
         return self.role_overrides.get(source, self.roles)
@@ -136,15 +138,41 @@ TRANSITIONS: tuple[Transition, ...] = (
     Transition(
         "submit", _("Submit for approval"), (S.QUOTING,), S.PENDING_APPROVAL, frozenset({PM, ADMIN}), owner="approver"
     ),
-    Transition("approve", _("Approve"), (S.PENDING_APPROVAL,), S.APPROVED, frozenset({APPROVER}), style="success"),
+    Transition(
+        "approve",
+        _("Approved"),
+        (S.PENDING_APPROVAL,),
+        S.APPROVED,
+        frozenset(),
+        style="success",
+        system=True,
+    ),
     Transition(
         "reject",
-        _("Reject"),
+        _("Rejected"),
         (S.PENDING_APPROVAL,),
         S.REJECTED,
-        frozenset({APPROVER}),
-        comment_required=True,
+        frozenset(),
         style="danger",
+        system=True,
+    ),
+    Transition(
+        "return_for_revision",
+        _("Returned for revision"),
+        (S.PENDING_APPROVAL,),
+        S.QUOTING,
+        frozenset(),
+        style="warning",
+        system=True,
+    ),
+    Transition(
+        "withdraw",
+        _("Withdrawn from approval"),
+        (S.PENDING_APPROVAL,),
+        S.QUOTING,
+        frozenset(),
+        style="warning",
+        system=True,
     ),
     Transition("revise", _("Revise quotation"), (S.REJECTED,), S.QUOTING, frozenset({PM, ADMIN})),
     Transition(

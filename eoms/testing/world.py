@@ -124,6 +124,8 @@ class World:
         return order
 
     def walk(self, order: Order, name: str) -> Order:
+        if name in ("approve", "reject"):
+            return self.decide(order, name)
         attachments = []
         if name == "sign":
             attachments = [("signed_contract", inspect_upload("contract.pdf", PDF))]
@@ -136,6 +138,44 @@ class World:
             comment="测试" if name in ("reject", "hold", "cancel") else "",
             attachments=attachments,
         )
+
+    def decide(self, order: Order, decision: str, *, comment: str = "测试") -> Order:
+        """Decide the order's pending approval task(s) the way its approver would."""
+        from eoms.approvals.models import ApprovalTask, TaskState
+        from eoms.approvals.services import decide_task
+
+        tasks = ApprovalTask.objects.filter(instance__subject_id=str(order.id), state=TaskState.PENDING).select_related(
+            "assignee"
+        )
+        for task in tasks:
+            decide_task(actor=task.assignee, task_id=task.id, decision=decision, comment=comment)
+            order.refresh_from_db()
+            if order.state != OrderState.PENDING_APPROVAL:
+                break
+        order.refresh_from_db()
+        return order
+
+
+# The flow every test world starts with: one node, any approver (role "approver") decides.
+SIMPLE_FLOW = {
+    "nodes": [
+        {
+            "type": "approval",
+            "id": "review",
+            "name": "Review",
+            "approvers": {"source": "role", "role": "approver"},
+            "mode": "any",
+        }
+    ],
+    "on_reject": "rejected",
+}
+
+
+def publish_flow(admin, document=None, *, key: str = "simple", name: str = "Simple review", **kw):
+    from eoms.approvals.services import publish_definition, save_definition
+
+    definition = save_definition(actor=admin, key=key, name=name, document=document or SIMPLE_FLOW, **kw)
+    return publish_definition(actor=admin, definition_id=definition.id)
 
 
 def build_world() -> World:
@@ -155,6 +195,7 @@ def build_world() -> World:
     MembershipFactory(user=engineer, project=project, role=ProjectRole.ENGINEER)
     MembershipFactory(user=finance, project=project, role=ProjectRole.VIEWER)
     MembershipFactory(user=outsider, project=other, role=ProjectRole.PM)
+    publish_flow(admin, is_default=True)
     return World(
         project=project,
         other_project=other,

@@ -80,7 +80,13 @@ def test_create_order(world):
     before = counts()
     with time_machine.travel(MARCH, tick=False):
         order = create(world, "1250000.50", description="一期工程")
-    assert counts() == {**before, "orders": 1, "history": 1, "audit": before["audit"] + 1, "outbox": 1}
+    assert counts() == {
+        **before,
+        "orders": 1,
+        "history": 1,
+        "audit": before["audit"] + 1,
+        "outbox": before["outbox"] + 1,
+    }
     order.refresh_from_db()
     assert order.number == "ORD-2026-000001"
     assert (order.state, order.version, order.level, order.parent_id) == (S.INITIATED, 1, 1, None)

@@ -1,0 +1,1110 @@
+"""Every write of approvals: definitions (save, publish), instances (start, resubmit, withdraw,
+nudge, comment, migrate), tasks (decide, transfer, add signer, bulk) and timers. One transaction
+each; every change leaves an action on the instance's timeline, an audit entry and an outbox event.
+
+Concurrency: every change to an instance first locks the instance row (SELECT … FOR UPDATE; on
+SQLite the IMMEDIATE transaction takes the write lock), then re-reads the task it acts on, and
+moves the task with a compare-and-set on its state and version. Two approvers of a 会签 node who
+decide at the same instant are therefore applied one after the other, each counted once; a
+double-clicked approve finds its task already decided and answers 409.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from eoms.accounts.selectors import managers_of
+from eoms.core.events import emit
+
+from . import engine, events, policies
+from .definition import (
+    Condition,
+    DocumentInvalid,
+    compile_flow,
+    condition_problems,
+    evaluate,
+    parse_document,
+    validate_document,
+    walk_nodes,
+)
+from .engine import Context, enter, settle_step
+from .errors import (
+    ApprovalConflict,
+    ApprovalInputInvalid,
+    ApprovalPermissionDenied,
+    DefinitionConflict,
+    DefinitionInvalid,
+    NoApplicableFlow,
+    TaskNotPending,
+)
+from .models import (
+    ActionAttachment,
+    ActionKind,
+    ApprovalDefinition,
+    ApprovalInstance,
+    ApprovalStep,
+    ApprovalTask,
+    DefinitionStatus,
+    InstanceState,
+    StepState,
+    TaskKind,
+    TaskState,
+)
+from .selectors import access_definition, access_instance, current_instance, published_definitions
+from .subjects import get_adapter
+
+__all__ = [
+    "save_definition",
+    "publish_definition",
+    "check_definition",
+    "select_definition",
+    "start_approval",
+    "decide_task",
+    "bulk_decide",
+    "transfer_task",
+    "add_signer",
+    "withdraw_approval",
+    "nudge_approval",
+    "comment_approval",
+    "process_timers",
+    "preview_migration",
+    "migrate_instances",
+    "simulate",
+    "dry_run",
+    "NUDGE_INTERVAL",
+]
+
+NUDGE_INTERVAL = timedelta(hours=1)
+MAX_COMMENT = 4000
+
+
+def _clean_comment(comment, *, required: bool = False, field: str = "comment") -> str:
+    if comment is not None and not isinstance(comment, str):
+        raise ApprovalInputInvalid(errors=[{"field": field, "message": _("Must be text.")}])
+    text = (comment or "").strip()
+    if required and not text:
+        raise ApprovalInputInvalid(errors=[{"field": field, "message": _("Give a reason: a comment is required.")}])
+    if "\x00" in text:
+        raise ApprovalInputInvalid(errors=[{"field": field, "message": _("Contains a NUL character.")}])
+    if len(text) > MAX_COMMENT:
+        raise ApprovalInputInvalid(
+            errors=[{"field": field, "message": _("At most %(max)d characters.") % {"max": MAX_COMMENT}}]
+        )
+    return text
+
+
+# --- definitions ---------------------------------------------------------------------------------
+
+
+def _require_manage(actor) -> None:
+    if not policies.can_manage_definitions(actor):
+        raise ApprovalPermissionDenied(_("Only an administrator may change approval flows."))
+
+
+def _parse(document, applies_when):
+    try:
+        doc = parse_document(document)
+    except DocumentInvalid as exc:
+        raise DefinitionInvalid(errors=exc.errors)
+    condition = None
+    if applies_when:
+        try:
+            condition = Condition.model_validate(applies_when)
+        except Exception as exc:  # pydantic's ValidationError: report it as a field error
+            raise DefinitionInvalid(
+                errors=[{"field": "applies_when", "message": _("Not a valid condition: %(error)s") % {"error": exc}}]
+            )
+    return doc, condition
+
+
+def check_definition(definition: ApprovalDefinition) -> list[dict]:
+    """Every problem that stops `definition` from being published (empty list: none)."""
+    from django.contrib.auth.models import Group
+
+    User = get_user_model()
+    try:
+        doc, condition = _parse(definition.document, definition.applies_when)
+    except DefinitionInvalid as exc:
+        return exc.errors
+    adapter = get_adapter(definition.subject_type)
+    fields = {f.name: f for f in adapter.fields()}
+    editable = {f.name: f for f in adapter.editable_fields()}
+    problems = validate_document(
+        doc,
+        fields=fields,
+        editable=editable,
+        user_ids_active=lambda ids: {
+            str(i) for i in User.objects.filter(pk__in=_valid_uuids(ids), is_active=True).values_list("pk", flat=True)
+        },
+        role_has_users=lambda role: Group.objects.filter(name=role, user__is_active=True).exists(),
+        user_fields=set(getattr(adapter, "user_fields", lambda: [])()),
+    )
+    if condition is not None:
+        problems += [
+            {"field": "applies_when", "node": "", "message": m}
+            for m in condition_problems(condition, fields, str(_("Applies when")))
+        ]
+    if not definition.name.strip():
+        problems.append({"field": "name", "node": "", "message": _("Give the flow a name.")})
+    return problems
+
+
+def _valid_uuids(ids) -> list[str]:
+    import uuid
+
+    out = []
+    for i in ids:
+        try:
+            out.append(str(uuid.UUID(str(i))))
+        except ValueError:
+            continue
+    return out
+
+
+@transaction.atomic
+def save_definition(
+    *,
+    actor,
+    name: str,
+    document,
+    key: str = "",
+    definition_id=None,
+    subject_type: str = "orders.order",
+    description: str = "",
+    priority: int = 100,
+    is_default: bool = False,
+    applies_when=None,
+    expected_version: int | None = None,
+) -> ApprovalDefinition:
+    """Create a flow (a new key, revision 1, draft) or change one. Changing a draft edits it in
+    place (compare-and-set on version); changing a published or superseded revision makes the
+    next revision as a draft, so running instances keep what they started on. Problems that only
+    stop publishing are reported by check_definition, not here: a draft may be incomplete."""
+    _require_manage(actor)
+    doc, _condition = _parse(document, applies_when)
+    name = (name or "").strip()
+    errors = []
+    if not name or len(name) > 120:
+        errors.append({"field": "name", "message": _("Give a name of at most 120 characters.")})
+    if not isinstance(priority, int) or not 0 <= priority <= 100000:
+        errors.append({"field": "priority", "message": _("Priority is a whole number from 0 to 100000.")})
+    try:
+        get_adapter(subject_type)
+    except LookupError:
+        errors.append({"field": "subject_type", "message": _("Unknown object type %(type)s.") % {"type": subject_type}})
+    if len(description or "") > 4000:
+        errors.append({"field": "description", "message": _("At most %(max)d characters.") % {"max": 4000}})
+    if errors:
+        raise DefinitionInvalid(errors=errors)
+    values = {
+        "name": name,
+        "description": (description or "").strip(),
+        "subject_type": subject_type,
+        "priority": priority,
+        "is_default": bool(is_default),
+        "applies_when": applies_when or None,
+        "document": doc.model_dump(mode="json", exclude_defaults=False),
+    }
+    if definition_id is None:
+        from django.utils.text import slugify
+
+        key = slugify(key or name)[:60] or "flow"
+        if ApprovalDefinition.objects.filter(key=key).exists():
+            raise DefinitionInvalid(errors=[{"field": "key", "message": _("The key %(key)s is taken.") % {"key": key}}])
+        definition = ApprovalDefinition.objects.create(key=key, revision=1, created_by=actor, **values)
+    else:
+        current = access_definition(actor, definition_id, for_update=True)
+        if expected_version is not None and expected_version != current.version:
+            raise DefinitionConflict(
+                _("%(name)s was changed by someone else (now version %(v)s); reload it.")
+                % {"name": current, "v": current.version}
+            )
+        if current.status == DefinitionStatus.DRAFT:
+            updated = ApprovalDefinition.objects.filter(pk=current.pk, version=current.version).update(
+                **values, version=F("version") + 1, updated_at=timezone.now()
+            )
+            if not updated:
+                raise DefinitionConflict(_("%(name)s was changed by someone else; reload it.") % {"name": current})
+            definition = ApprovalDefinition.objects.get(pk=current.pk)
+        else:
+            draft = ApprovalDefinition.objects.filter(key=current.key, status=DefinitionStatus.DRAFT).first()
+            if draft is not None:
+                raise DefinitionConflict(
+                    _("Revision %(rev)s of this flow is already a draft; edit that draft.") % {"rev": draft.revision},
+                    draft_id=str(draft.pk),
+                )
+            latest = ApprovalDefinition.objects.filter(key=current.key).order_by("-revision").first()
+            definition = ApprovalDefinition.objects.create(
+                key=current.key, revision=latest.revision + 1, created_by=actor, **values
+            )
+    emit(
+        events.DefinitionSaved(id=definition.pk, key=definition.key, revision=definition.revision),
+        actor=actor,
+        object_repr=str(definition),
+        changes={"name": definition.name, "status": definition.status, "nodes": len(doc.nodes)},
+    )
+    return definition
+
+
+@transaction.atomic
+def publish_definition(*, actor, definition_id, expected_version: int | None = None) -> ApprovalDefinition:
+    """Publish a draft: validated first (every problem listed, each naming its node); the key's
+    previously published revision is superseded. Instances already running stay on theirs."""
+    _require_manage(actor)
+    definition = access_definition(actor, definition_id, for_update=True)
+    if definition.status != DefinitionStatus.DRAFT:
+        raise DefinitionConflict(
+            _("Only a draft can be published; %(name)s is %(status)s.")
+            % {"name": definition, "status": definition.get_status_display()}
+        )
+    if expected_version is not None and expected_version != definition.version:
+        raise DefinitionConflict(_("%(name)s was changed by someone else; reload it.") % {"name": definition})
+    problems = check_definition(definition)
+    if problems:
+        raise DefinitionInvalid(
+            _("%(name)s cannot be published: %(count)s problem(s).") % {"name": definition, "count": len(problems)},
+            errors=problems,
+        )
+    now = timezone.now()
+    ApprovalDefinition.objects.filter(key=definition.key, status=DefinitionStatus.PUBLISHED).update(
+        status=DefinitionStatus.SUPERSEDED, updated_at=now
+    )
+    ApprovalDefinition.objects.filter(pk=definition.pk).update(
+        status=DefinitionStatus.PUBLISHED,
+        published_at=now,
+        published_by=actor,
+        version=F("version") + 1,
+        updated_at=now,
+    )
+    definition.refresh_from_db()
+    emit(
+        events.DefinitionPublished(id=definition.pk, key=definition.key, revision=definition.revision),
+        actor=actor,
+        object_repr=str(definition),
+        changes={"status": ["draft", "published"], "revision": definition.revision},
+    )
+    return definition
+
+
+def select_definition(subject_type: str, facts: dict, *, candidates=None) -> tuple[ApprovalDefinition, str]:
+    """The published flow for an object with these facts, and why: the first by priority whose
+    condition holds, else the default. NoApplicableFlow when there is none."""
+    adapter = get_adapter(subject_type)
+    fields = {f.name: f for f in adapter.fields()}
+    definitions = candidates if candidates is not None else published_definitions(subject_type)
+    from .definition import describe_condition
+
+    for definition in definitions:
+        if definition.applies_when:
+            condition = Condition.model_validate(definition.applies_when)
+            if evaluate(condition, facts, fields):
+                return definition, describe_condition(condition, fields)
+    for definition in definitions:
+        if definition.is_default:
+            return definition, _("default flow")
+    raise NoApplicableFlow(
+        _("No published approval flow applies to this %(type)s; an administrator must publish one (or a default).")
+        % {"type": adapter.label}
+    )
+
+
+# --- instances -----------------------------------------------------------------------------------
+
+
+def _lock_instance(actor, instance_id) -> ApprovalInstance:
+    return access_instance(actor, instance_id, for_update=True)
+
+
+def _context(actor, instance: ApprovalInstance, **kw) -> Context:
+    adapter = get_adapter(instance.subject_type)
+    subject = adapter.load(instance.subject_id)
+    return Context(actor=actor, instance=instance, subject=subject, **kw)
+
+
+def _check_picked(doc, picked, initiator) -> dict:
+    User = get_user_model()
+    picked = {str(k): str(v) for k, v in (picked or {}).items() if v}
+    errors = []
+    for node, _inside, _path in walk_nodes(doc.nodes):
+        if node.type == "approval" and node.approvers.source == "picked":
+            user_id = picked.get(node.id)
+            user = User.objects.filter(pk__in=_valid_uuids([user_id]), is_active=True).first() if user_id else None
+            if user is None:
+                errors.append(
+                    {
+                        "field": f"picked.{node.id}",
+                        "message": _("Pick the approver for “%(node)s”.") % {"node": node.name},
+                    }
+                )
+            elif user.pk == initiator.pk and not node.allow_self_approval:
+                errors.append(
+                    {
+                        "field": f"picked.{node.id}",
+                        "message": _("You cannot pick yourself to approve your own request."),
+                    }
+                )
+    if errors:
+        raise ApprovalInputInvalid(errors=errors)
+    return picked
+
+
+@transaction.atomic
+def start_approval(*, actor, subject_type: str, subject_id, picked: dict | None = None, comment: str = ""):
+    """Start the approval of an object (its context calls this when it is submitted), or resume a
+    returned one from the node that returned it. Picks the flow by the object's facts; the caller
+    has already checked that the actor may submit it. Answers the instance."""
+    adapter = get_adapter(subject_type)
+    subject = adapter.load(subject_id)
+    comment = _clean_comment(comment)
+    now = timezone.now()
+    existing = current_instance(subject_type, subject.id)
+    if existing is not None:
+        instance = (
+            ApprovalInstance.objects.select_for_update().select_related("definition", "initiator").get(pk=existing.pk)
+        )
+        if instance.state == InstanceState.RUNNING:
+            raise ApprovalConflict(_("%(subject)s is already in approval.") % {"subject": subject.repr})
+        # Resubmission after a return to the initiator: same instance, from the returning node.
+        ctx = Context(actor=actor, instance=instance, subject=subject, now=now, comment=comment)
+        instance.picked = {**instance.picked, **_check_picked(ctx.document, picked, instance.initiator)}
+        instance.state = InstanceState.RUNNING
+        instance.round += 1
+        instance.subject_repr = subject.repr[:200]
+        resume = instance.resume_node or ctx.flow.elements["start"].next
+        instance.resume_node = ""
+        instance.save(update_fields=["state", "round", "subject_repr", "resume_node", "picked", "updated_at"])
+        ctx.action(ActionKind.RESUBMIT, comment=comment, detail={"resume_at": resume})
+        ctx.emit(
+            events.ApprovalStarted,
+            definition_id=instance.definition_id,
+            initiator_id=instance.initiator_id,
+            action="approvals.approval_resubmitted",
+            changes={"resume_at": resume, "comment": comment},
+        )
+        enter(ctx, resume, reason=_("resubmitted after revision"))
+        return instance
+    definition, why = select_definition(subject_type, subject.facts)
+    doc = engine.document_of(definition)
+    picked = _check_picked(doc, picked, actor)
+    instance = ApprovalInstance.objects.create(
+        definition=definition,
+        subject_type=subject_type,
+        subject_id=str(subject.id),
+        subject_repr=subject.repr[:200],
+        project_id=subject.project_id,
+        initiator=actor,
+        picked=picked,
+        started_at=now,
+    )
+    ctx = Context(actor=actor, instance=instance, subject=subject, now=now, comment=comment)
+    ctx.action(ActionKind.SUBMIT, comment=comment, detail={"flow": str(definition), "why": why})
+    ctx.emit(
+        events.ApprovalStarted,
+        definition_id=definition.pk,
+        initiator_id=actor.pk,
+        changes={"flow": str(definition), "why": why, "comment": comment},
+    )
+    enter(ctx, ctx.flow.elements["start"].next)
+    return instance
+
+
+def _pending_task_for(actor, task_id) -> tuple[ApprovalInstance, ApprovalTask]:
+    """Lock the task's instance, then read the task afresh: the order that serialises decisions."""
+    from .selectors import access_task
+
+    seen = access_task(actor, task_id)
+    instance = _lock_instance(actor, seen.instance_id)
+    task = ApprovalTask.objects.select_related("step", "assignee", "on_behalf_of").get(pk=seen.pk)
+    if task.assignee_id != actor.pk:
+        raise ApprovalPermissionDenied(_("This task is %(user)s's, not yours.") % {"user": task.assignee})
+    if task.state != TaskState.PENDING or instance.state != InstanceState.RUNNING:
+        raise TaskNotPending(
+            _("This task is already %(state)s; nothing was changed.") % {"state": task.get_state_display()},
+            task_state=task.state,
+        )
+    return instance, task
+
+
+def _move_task(task: ApprovalTask, **values) -> None:
+    """Compare-and-set on the task: only a pending task at the version we read moves."""
+    updated = ApprovalTask.objects.filter(pk=task.pk, state=TaskState.PENDING, version=task.version).update(
+        **values, version=F("version") + 1, updated_at=timezone.now()
+    )
+    if not updated:
+        raise TaskNotPending(_("This task was decided by someone else a moment ago; reload it."))
+    for k, v in values.items():
+        setattr(task, k, v)
+
+
+def _store_attachments(action, uploads) -> list[str]:
+    stored = []
+    for upload in uploads or ():
+        attachment = ActionAttachment(
+            action=action,
+            original_name=upload.name,
+            content_type=upload.content_type,
+            size=upload.size,
+            sha256=upload.sha256,
+        )
+        attachment.file.save(upload.name, upload.as_file(), save=False)
+        stored.append(attachment.file.name)
+        attachment.save(force_insert=True)
+    return stored
+
+
+def _with_cleanup(fn):
+    """Files written inside a failed transaction are removed again."""
+
+    def wrapper(*args, attachments=(), **kwargs):
+        stored: list[str] = []
+        try:
+            return fn(*args, attachments=attachments, stored=stored, **kwargs)
+        except BaseException:
+            for path in stored:
+                ActionAttachment.file.field.storage.delete(path)
+            raise
+
+    wrapper.__name__ = fn.__name__
+    wrapper.__doc__ = fn.__doc__
+    return wrapper
+
+
+@_with_cleanup
+@transaction.atomic
+def decide_task(
+    *,
+    actor,
+    task_id,
+    decision: str,
+    comment: str = "",
+    return_to: str | None = None,
+    changes: dict | None = None,
+    attachments=(),
+    stored=None,
+) -> ApprovalTask:
+    """Approve or reject a pending task of the actor. A rejection ends the approval (the object
+    goes where the flow's on_reject says), or with `return_to` sends it back to an earlier approval
+    node (that node decides again) or to the initiator ("initiator": the object returns for
+    revision and, resubmitted, continues from this node). `changes` edits the order fields the
+    node lets its approvers edit."""
+    if decision not in ("approve", "reject"):
+        raise ApprovalInputInvalid(errors=[{"field": "decision", "message": _("Decide approve or reject.")}])
+    instance, task = _pending_task_for(actor, task_id)
+    ctx = _context(actor, instance, comment="")
+    node = ctx.flow.node(task.step.node_id)
+    if actor.pk == instance.initiator_id and node is not None and not node.allow_self_approval:
+        raise ApprovalPermissionDenied(_("You cannot approve your own request."))
+    comment = _clean_comment(
+        comment, required=decision == "reject" and (node is None or node.comment_required_on_reject)
+    )
+    ctx.comment = comment
+    ctx.on_behalf_of = task.on_behalf_of
+    diff = {}
+    if changes:
+        if decision != "approve":
+            raise ApprovalInputInvalid(errors=[{"field": "changes", "message": _("Only an approval may edit fields.")}])
+        allowed = set(node.editable_fields if node else ())
+        refused = sorted(set(changes) - allowed)
+        if refused:
+            raise ApprovalInputInvalid(
+                errors=[
+                    {
+                        "field": f"changes.{f}",
+                        "message": _("This node does not let approvers edit %(field)s.") % {"field": f},
+                    }
+                    for f in refused
+                ]
+            )
+        diff = ctx.adapter.apply_edits(actor=actor, subject=ctx.subject, changes=changes)
+        ctx.subject = ctx.adapter.load(instance.subject_id)
+    if return_to and decision != "reject":
+        raise ApprovalInputInvalid(errors=[{"field": "return_to", "message": _("Only a rejection returns.")}])
+    target = _return_target(ctx, task.step, return_to) if return_to else None
+    now = ctx.now
+    _move_task(
+        task,
+        state=TaskState.APPROVED if decision == "approve" else TaskState.REJECTED,
+        decided_at=now,
+        comment=comment,
+    )
+    if not instance.decided:
+        instance.decided = True
+        instance.save(update_fields=["decided", "updated_at"])
+    kind = ActionKind.APPROVE if decision == "approve" else (ActionKind.RETURN if target else ActionKind.REJECT)
+    action = ctx.action(
+        kind,
+        task=task,
+        node=node,
+        comment=comment,
+        detail={k: v for k, v in {"changes": diff, "return_to": return_to}.items() if v},
+    )
+    stored.extend(_store_attachments(action, attachments))
+    ctx.emit(
+        events.ApprovalTaskDecided,
+        task_id=task.pk,
+        node_id=task.step.node_id,
+        decision=decision if not target else "return",
+        changes={
+            "decision": decision,
+            "node": task.step.node_name,
+            "comment": comment,
+            "on_behalf_of": str(task.on_behalf_of) if task.on_behalf_of_id else None,
+            "edited": diff or None,
+            "return_to": return_to,
+            "attachments": len(attachments or ()),
+        },
+    )
+    if target is not None:
+        _return(ctx, task.step, target)
+        return task
+    if decision == "approve":
+        for follower in ApprovalTask.objects.filter(after=task, state=TaskState.WAITING).select_related("step"):
+            ApprovalTask.objects.filter(pk=follower.pk).update(state=TaskState.PENDING, version=F("version") + 1)
+            follower.state = TaskState.PENDING
+            engine.task_created(ctx, follower, node)
+    settle_step(ctx, ApprovalStep.objects.get(pk=task.step_id))
+    return task
+
+
+def _enclosing_parallel(ctx: Context, node_id: str) -> str | None:
+    """The id of the outermost parallel block holding `node_id`, or None."""
+    for node, _inside, path in walk_nodes(ctx.document.nodes):
+        if node.id == node_id:
+            for block_id, _branch in path:
+                if ctx.flow.elements[block_id].kind == "fork":
+                    return block_id
+            return None
+    return None
+
+
+def _return_target(ctx: Context, step: ApprovalStep, return_to: str) -> str:
+    if return_to == "initiator":
+        return return_to
+    element = ctx.flow.elements.get(return_to)
+    order = ctx.flow.order
+    if element is None or element.kind != "approval":
+        raise ApprovalInputInvalid(
+            errors=[
+                {
+                    "field": "return_to",
+                    "message": _("“%(node)s” is not an approval node of this flow.") % {"node": return_to},
+                }
+            ]
+        )
+    passed = ApprovalStep.objects.filter(
+        instance=ctx.instance, node_id=return_to, kind="approval", state=StepState.APPROVED
+    ).exists()
+    if not passed or order.index(return_to) >= order.index(step.node_id):
+        raise ApprovalInputInvalid(
+            errors=[
+                {
+                    "field": "return_to",
+                    "message": _("Return only to an earlier node that has approved, or to the initiator."),
+                }
+            ]
+        )
+    block = _enclosing_parallel(ctx, return_to)
+    if block is not None and block != _enclosing_parallel(ctx, step.node_id):
+        raise ApprovalInputInvalid(
+            errors=[
+                {
+                    "field": "return_to",
+                    "message": _("“%(node)s” is inside a parallel block; return to a node before the block.")
+                    % {"node": element.node.name},
+                }
+            ]
+        )
+    if block is not None:
+        raise ApprovalInputInvalid(
+            errors=[
+                {
+                    "field": "return_to",
+                    "message": _("Inside a parallel block, return to the initiator or to a node before the block."),
+                }
+            ]
+        )
+    return return_to
+
+
+def _return(ctx: Context, step: ApprovalStep, target: str) -> None:
+    instance = ctx.instance
+    engine.cancel_active(ctx)
+    ctx.emit(events.ApprovalReturned, to_node=target, changes={"from": step.node_name, "to": target})
+    if target == "initiator":
+        resume = _enclosing_parallel(ctx, step.node_id) or step.node_id
+        instance.state = InstanceState.RETURNED
+        instance.resume_node = resume
+        instance.save(update_fields=["state", "resume_node", "updated_at"])
+        ctx.adapter.on_outcome(
+            actor=ctx.actor, subject=ctx.subject, outcome="returned", comment=ctx.comment, instance=instance
+        )
+        return
+    instance.round += 1
+    instance.save(update_fields=["round", "updated_at"])
+    enter(ctx, target, reason=_("returned by %(user)s") % {"user": ctx.actor})
+
+
+def bulk_decide(*, actor, task_ids: list, decision: str, comment: str = "") -> list[dict]:
+    """Decide many tasks, each in its own transaction: one failure does not stop the others.
+    Answers one result per task: {"task_id", "ok", "code", "detail"}. A bulk rejection needs a
+    comment (checked before anything is decided)."""
+    if decision not in ("approve", "reject"):
+        raise ApprovalInputInvalid(errors=[{"field": "decision", "message": _("Decide approve or reject.")}])
+    comment = _clean_comment(comment, required=decision == "reject")
+    if not task_ids or len(task_ids) > 200:
+        raise ApprovalInputInvalid(errors=[{"field": "task_ids", "message": _("Choose from 1 to 200 tasks.")}])
+    from eoms.core.errors import DomainError
+
+    results = []
+    for task_id in dict.fromkeys(str(t) for t in task_ids):
+        try:
+            decide_task(actor=actor, task_id=task_id, decision=decision, comment=comment)
+            results.append({"task_id": task_id, "ok": True, "code": "ok", "detail": ""})
+        except DomainError as exc:
+            results.append({"task_id": task_id, "ok": False, "code": exc.code, "detail": exc.detail})
+    return results
+
+
+@transaction.atomic
+def transfer_task(*, actor, task_id, to_user, comment: str = "") -> ApprovalTask:
+    """Hand a pending task to another user (转交): the new user decides in the same place."""
+    instance, task = _pending_task_for(actor, task_id)
+    comment = _clean_comment(comment)
+    _check_new_signer(instance, task.step, to_user, field="to_user")
+    ctx = _context(actor, instance, comment=comment)
+    _move_task(task, state=TaskState.TRANSFERRED, decided_at=ctx.now, comment=comment)
+    new = ApprovalTask.objects.create(
+        instance=instance,
+        step=task.step,
+        kind=task.kind,
+        state=TaskState.PENDING,
+        assignee=to_user,
+        position=task.position,
+        after=task.after,
+        reason=_("transferred by %(user)s") % {"user": actor},
+    )
+    ApprovalTask.objects.filter(after=task).exclude(pk=new.pk).update(after=new)
+    node = ctx.flow.node(task.step.node_id)
+    ctx.action(ActionKind.TRANSFER, task=task, node=node, comment=comment, detail={"to": str(to_user)})
+    ctx.emit(
+        events.ApprovalTaskTransferred,
+        task_id=task.pk,
+        new_task_id=new.pk,
+        to_user_id=to_user.pk,
+        changes={"node": task.step.node_name, "from": str(actor), "to": str(to_user), "comment": comment},
+    )
+    engine.task_created(ctx, new, node)
+    return new
+
+
+def _check_new_signer(instance, step, user, *, field: str) -> None:
+    if user is None or not user.is_active:
+        raise ApprovalInputInvalid(errors=[{"field": field, "message": _("Choose an active user.")}])
+    if user.pk == instance.initiator_id:
+        raise ApprovalInputInvalid(
+            errors=[{"field": field, "message": _("The initiator cannot approve their own request.")}]
+        )
+    if step.tasks.filter(assignee=user, state__in=engine.OPEN_TASK_STATES).exists():
+        raise ApprovalInputInvalid(
+            errors=[{"field": field, "message": _("%(user)s already has a task at this node.") % {"user": user}}]
+        )
+    from eoms.accounts.selectors import is_read_only
+
+    if is_read_only(user):
+        raise ApprovalInputInvalid(
+            errors=[{"field": field, "message": _("%(user)s cannot decide approvals.") % {"user": user}}]
+        )
+
+
+@transaction.atomic
+def add_signer(*, actor, task_id, user, position: str, comment: str = "") -> ApprovalTask:
+    """Add a signer to the actor's pending task (加签): `before` (they decide first, then the actor),
+    `after` (they decide once the actor approves) or `parallel` (alongside). An added signer must
+    approve for the node to pass, whatever its mode."""
+    if position not in ("before", "after", "parallel"):
+        raise ApprovalInputInvalid(
+            errors=[{"field": "position", "message": _("Position is before, after or parallel.")}]
+        )
+    instance, task = _pending_task_for(actor, task_id)
+    comment = _clean_comment(comment)
+    _check_new_signer(instance, task.step, user, field="user")
+    ctx = _context(actor, instance, comment=comment)
+    node = ctx.flow.node(task.step.node_id)
+    new = ApprovalTask.objects.create(
+        instance=instance,
+        step=task.step,
+        kind=TaskKind.ADDED,
+        state=TaskState.WAITING if position == "after" else TaskState.PENDING,
+        assignee=user,
+        after=task if position == "after" else None,
+        position=task.position,
+        reason=_("added by %(user)s (%(position)s)") % {"user": actor, "position": position},
+    )
+    if position == "before":
+        _move_task(task, state=TaskState.WAITING, after=new)
+    ctx.action(
+        ActionKind.ADD_SIGNER, task=task, node=node, comment=comment, detail={"user": str(user), "position": position}
+    )
+    ctx.emit(
+        events.ApprovalSignerAdded,
+        task_id=task.pk,
+        new_task_id=new.pk,
+        user_id=user.pk,
+        position=position,
+        changes={"node": task.step.node_name, "user": str(user), "position": position, "comment": comment},
+    )
+    if new.state == TaskState.PENDING:
+        engine.task_created(ctx, new, node)
+    return new
+
+
+@transaction.atomic
+def withdraw_approval(*, actor, instance_id, comment: str = "") -> ApprovalInstance:
+    """The initiator takes the request back before anyone has decided (撤回)."""
+    instance = _lock_instance(actor, instance_id)
+    if instance.initiator_id != actor.pk:
+        raise ApprovalPermissionDenied(_("Only the initiator may withdraw this request."))
+    if instance.state != InstanceState.RUNNING:
+        raise ApprovalConflict(
+            _("This approval is %(state)s; nothing to withdraw.") % {"state": instance.get_state_display()}
+        )
+    if instance.decided:
+        raise ApprovalConflict(_("An approver has already decided; it can no longer be withdrawn."))
+    comment = _clean_comment(comment)
+    ctx = _context(actor, instance, comment=comment)
+    engine.cancel_active(ctx)
+    instance.state = InstanceState.WITHDRAWN
+    instance.finished_at = ctx.now
+    instance.save(update_fields=["state", "finished_at", "updated_at"])
+    ctx.action(ActionKind.WITHDRAW, comment=comment)
+    ctx.emit(events.ApprovalWithdrawn, changes={"comment": comment})
+    ctx.adapter.on_outcome(actor=actor, subject=ctx.subject, outcome="withdrawn", comment=comment, instance=instance)
+    return instance
+
+
+@transaction.atomic
+def nudge_approval(*, actor, instance_id) -> list[ApprovalTask]:
+    """Remind the pending approvers (催办); each task at most once an hour."""
+    instance = _lock_instance(actor, instance_id)
+    if not policies.can_nudge(actor, instance):
+        if instance.state != InstanceState.RUNNING:
+            raise ApprovalConflict(
+                _("This approval is %(state)s; there is no one to nudge.") % {"state": instance.get_state_display()}
+            )
+        raise ApprovalPermissionDenied(_("Only the initiator or an administrator may nudge."))
+    now = timezone.now()
+    pending = list(instance.tasks.filter(state=TaskState.PENDING).select_related("assignee"))
+    due = [t for t in pending if t.nudged_at is None or now - t.nudged_at >= NUDGE_INTERVAL]
+    if not due:
+        last = max((t.nudged_at for t in pending if t.nudged_at), default=None)
+        raise ApprovalConflict(
+            _("The approvers were nudged at %(time)s; nudge again after an hour.")
+            % {"time": timezone.localtime(last).strftime("%H:%M") if last else "-"}
+        )
+    ApprovalTask.objects.filter(pk__in=[t.pk for t in due]).update(nudged_at=now)
+    ctx = _context(actor, instance)
+    ctx.action(ActionKind.NUDGE, detail={"users": [str(t.assignee) for t in due]})
+    ctx.emit(
+        events.ApprovalNudged,
+        task_ids=tuple(str(t.pk) for t in due),
+        changes={"users": [str(t.assignee) for t in due]},
+    )
+    return due
+
+
+@_with_cleanup
+@transaction.atomic
+def comment_approval(*, actor, instance_id, comment: str, attachments=(), stored=None):
+    """A comment (with files) on an approval by anyone who may see it and is not read-only."""
+    instance = _lock_instance(actor, instance_id)
+    if not policies.can_comment(actor, instance):
+        raise ApprovalPermissionDenied(_("You may not comment on this approval."))
+    comment = _clean_comment(comment, required=not attachments)
+    ctx = _context(actor, instance, comment=comment)
+    action = ctx.action(ActionKind.COMMENT, comment=comment)
+    stored.extend(_store_attachments(action, attachments))
+    ctx.emit(events.ApprovalCommented, attachments=len(attachments or ()), changes={"comment": comment})
+    return action
+
+
+# --- timers --------------------------------------------------------------------------------------
+
+
+def process_timers(*, now=None) -> dict[str, int]:
+    """Send due reminders and apply timeout actions. Each step in its own transaction, idempotent:
+    a step is reminded once and timed out once however often this runs (the scheduler calls it
+    every minute). Timeout actions are done by the system, recorded with the rule that fired."""
+    now = now or timezone.now()
+    counts = {"reminded": 0, "timed_out": 0}
+    remind_ids = list(
+        ApprovalStep.objects.filter(
+            state=StepState.ACTIVE, remind_at__lte=now, reminded_at__isnull=True, instance__state=InstanceState.RUNNING
+        ).values_list("pk", flat=True)[:500]
+    )
+    for step_id in remind_ids:
+        counts["reminded"] += _remind(step_id, now)
+    due_ids = list(
+        ApprovalStep.objects.filter(
+            state=StepState.ACTIVE, due_at__lte=now, timed_out_at__isnull=True, instance__state=InstanceState.RUNNING
+        ).values_list("pk", flat=True)[:500]
+    )
+    for step_id in due_ids:
+        counts["timed_out"] += _time_out(step_id, now)
+    return counts
+
+
+def _locked_step(step_id):
+    step = ApprovalStep.objects.filter(pk=step_id).values_list("instance_id", flat=True).first()
+    if step is None:
+        return None, None
+    instance = ApprovalInstance.objects.select_for_update().select_related("definition", "initiator").get(pk=step)
+    return instance, ApprovalStep.objects.get(pk=step_id)
+
+
+@transaction.atomic
+def _remind(step_id, now) -> int:
+    instance, step = _locked_step(step_id)
+    if step is None or step.state != StepState.ACTIVE or step.reminded_at is not None:
+        return 0
+    step.reminded_at = now
+    step.save(update_fields=["reminded_at"])
+    ctx = _context(None, instance, now=now)
+    pending = list(step.tasks.filter(state=TaskState.PENDING).select_related("assignee"))
+    node = ctx.flow.node(step.node_id)
+    ctx.action(ActionKind.REMIND, node=node, detail={"users": [str(t.assignee) for t in pending]})
+    ctx.emit(
+        events.ApprovalTaskReminded,
+        task_ids=tuple(str(t.pk) for t in pending),
+        node_id=step.node_id,
+        changes={"node": step.node_name, "users": [str(t.assignee) for t in pending]},
+    )
+    return 1
+
+
+@transaction.atomic
+def _time_out(step_id, now) -> int:
+    instance, step = _locked_step(step_id)
+    if step is None or step.state != StepState.ACTIVE or step.timed_out_at is not None:
+        return 0
+    if instance.state != InstanceState.RUNNING:
+        return 0
+    step.timed_out_at = now
+    step.save(update_fields=["timed_out_at"])
+    ctx = _context(None, instance, now=now)
+    node = ctx.flow.node(step.node_id)
+    rule = _("SLA of %(hours)s working hours at “%(node)s” exceeded; on timeout: %(action)s") % {
+        "hours": node.sla_hours,
+        "node": node.name,
+        "action": node.on_timeout,
+    }
+    ctx.emit(events.ApprovalTimedOut, node_id=step.node_id, action=node.on_timeout, changes={"rule": rule})
+    if node.on_timeout == "escalate":
+        pending = list(step.tasks.filter(state=TaskState.PENDING).select_related("assignee", "assignee__org_unit"))
+        added = []
+        for task in pending:
+            for manager in managers_of(task.assignee, 1):
+                if (
+                    manager.pk == instance.initiator_id
+                    or step.tasks.filter(assignee=manager, state__in=engine.OPEN_TASK_STATES).exists()
+                ):
+                    continue
+                new = ApprovalTask.objects.create(
+                    instance=instance,
+                    step=step,
+                    kind=TaskKind.APPROVER,
+                    state=TaskState.PENDING,
+                    assignee=manager,
+                    position=task.position,
+                    reason=_("escalated: %(user)s did not decide in time") % {"user": task.assignee},
+                )
+                added.append(str(manager))
+                engine.task_created(ctx, new, node)
+        if added and step.mode in ("all", "sequence"):
+            # The manager decides in place of the late approvers: their tasks end.
+            step.tasks.filter(pk__in=[t.pk for t in pending]).update(state=TaskState.CANCELLED, decided_at=now)
+        ctx.action(ActionKind.ESCALATE, node=node, detail={"rule": rule, "to": added})
+    elif node.on_timeout in ("approve", "reject"):
+        engine.close_open_tasks(step, now)
+        step.state = StepState.APPROVED if node.on_timeout == "approve" else StepState.REJECTED
+        step.finished_at = now
+        step.save(update_fields=["state", "finished_at"])
+        instance.decided = True
+        instance.save(update_fields=["decided", "updated_at"])
+        ctx.action(
+            ActionKind.AUTO_APPROVE if node.on_timeout == "approve" else ActionKind.AUTO_REJECT,
+            node=node,
+            detail={"rule": rule},
+        )
+        ctx.comment = rule
+        if node.on_timeout == "approve":
+            enter(ctx, ctx.flow.elements[step.node_id].next)
+        else:
+            engine.complete(ctx, "rejected", comment=rule)
+    return 1
+
+
+# --- migration -----------------------------------------------------------------------------------
+
+
+def preview_migration(*, actor, from_id, to_id) -> list[dict]:
+    """For each running instance on `from_id`: where its active tasks go on `to_id`. A task whose
+    node (same id) exists in the new revision stays on it; otherwise the instance starts the new
+    revision from the beginning."""
+    if not policies.can_migrate(actor):
+        raise ApprovalPermissionDenied(_("Only an administrator may move running approvals."))
+    source = access_definition(actor, from_id)
+    target = access_definition(actor, to_id)
+    if target.key != source.key or target.status != DefinitionStatus.PUBLISHED or target.pk == source.pk:
+        raise ApprovalInputInvalid(
+            errors=[{"field": "to", "message": _("Move to the published revision of the same flow.")}]
+        )
+    flow = engine.flow_of(target)
+    rows = []
+    for instance in ApprovalInstance.objects.filter(definition=source, state=InstanceState.RUNNING).order_by(
+        "started_at"
+    ):
+        moves = []
+        restart = False
+        for step in instance.steps.filter(state=StepState.ACTIVE, kind="approval"):
+            element = flow.elements.get(step.node_id)
+            if element is not None and element.kind == "approval":
+                moves.append({"node_id": step.node_id, "from": step.node_name, "to": element.node.name, "stays": True})
+            else:
+                moves.append({"node_id": step.node_id, "from": step.node_name, "to": None, "stays": False})
+                restart = True
+        rows.append({"instance": instance, "moves": moves, "restart": restart})
+    return rows
+
+
+@transaction.atomic
+def migrate_instances(*, actor, from_id, to_id, instance_ids=None) -> list[dict]:
+    """Move running instances to a newer published revision (all of them, or those named), as
+    preview_migration shows: active tasks stay where their node still exists, otherwise the
+    instance restarts on the new revision. Each move is on the timeline and audited."""
+    rows = preview_migration(actor=actor, from_id=from_id, to_id=to_id)
+    target = ApprovalDefinition.objects.get(pk=to_id)
+    wanted = {str(i) for i in instance_ids} if instance_ids else None
+    moved = []
+    for row in rows:
+        instance = row["instance"]
+        if wanted is not None and str(instance.pk) not in wanted:
+            continue
+        instance = (
+            ApprovalInstance.objects.select_for_update().select_related("definition", "initiator").get(pk=instance.pk)
+        )
+        source_id = instance.definition_id
+        instance.definition = target
+        instance.save(update_fields=["definition", "updated_at"])
+        ctx = _context(actor, instance)
+        ctx.action(
+            ActionKind.MIGRATE,
+            detail={"from": str(row["instance"].definition), "to": str(target), "restart": row["restart"]},
+        )
+        ctx.emit(
+            events.ApprovalMigrated,
+            from_definition_id=source_id,
+            to_definition_id=target.pk,
+            changes={"to": str(target), "restart": row["restart"], "moves": row["moves"]},
+        )
+        if row["restart"]:
+            engine.cancel_active(ctx)
+            instance.round += 1
+            instance.save(update_fields=["round", "updated_at"])
+            enter(ctx, ctx.flow.elements["start"].next, reason=_("moved to %(flow)s") % {"flow": target})
+        else:
+            for step in instance.steps.filter(state=StepState.ACTIVE, kind="approval"):
+                step.node_name = ctx.flow.node(step.node_id).name
+                step.save(update_fields=["node_name"])
+        moved.append({"instance_id": str(instance.pk), "restart": row["restart"]})
+    return moved
+
+
+# --- simulation ----------------------------------------------------------------------------------
+
+
+def simulate(*, actor, subject_type: str, subject_id, definition_id=None, picked: dict | None = None) -> dict:
+    """Who would approve this object and in what order: on the flow that would be chosen (or on
+    `definition_id`, e.g. a draft), without writing anything."""
+    adapter = get_adapter(subject_type)
+    subject = adapter.load(subject_id)
+    if not adapter.can_view(actor, subject):
+        raise adapter.not_found()
+    if definition_id:
+        definition, why = access_definition(actor, definition_id), _("chosen for the simulation")
+    else:
+        definition, why = select_definition(subject_type, subject.facts)
+    flow = engine.flow_of(definition)
+    fields = {f.name: f for f in adapter.fields()}
+    stages = engine.plan_route(
+        flow,
+        subject=subject,
+        initiator=actor,
+        picked={str(k): str(v) for k, v in (picked or {}).items()},
+        fields=fields,
+        on=timezone.localdate(),
+    )
+    return {"definition": definition, "why": why, "stages": stages, "subject": subject}
+
+
+def dry_run(*, actor, definition_id, limit: int = 50) -> list[dict]:
+    """Route the last `limit` objects through a (draft) definition and through the flow chosen for
+    them today; list each with both routes and whether they differ."""
+    if not policies.can_manage_definitions(actor):
+        raise ApprovalPermissionDenied(_("Only an administrator may dry-run flows."))
+    if not 1 <= int(limit) <= 500:
+        raise ApprovalInputInvalid(errors=[{"field": "limit", "message": _("Choose from 1 to 500 orders.")}])
+    draft = access_definition(actor, definition_id)
+    problems = check_definition(draft)
+    blocking = [p for p in problems if "unreachable" not in p["message"]]
+    try:
+        draft_flow = compile_flow(parse_document(draft.document))
+    except DocumentInvalid as exc:
+        raise DefinitionInvalid(errors=exc.errors)
+    adapter = get_adapter(draft.subject_type)
+    fields = {f.name: f for f in adapter.fields()}
+    published = [d for d in published_definitions(draft.subject_type) if d.key != draft.key]
+    current_of_key = [d for d in published_definitions(draft.subject_type) if d.key == draft.key]
+    rows = []
+    today = timezone.localdate()
+    for subject in adapter.recent(int(limit)):
+        initiator = adapter.initiator_of(subject) if hasattr(adapter, "initiator_of") else actor
+
+        def route(flow, subject=subject, initiator=initiator):
+            return [
+                {"node": s["name"], "users": [str(a["user"]) for a in s["approvers"]]}
+                for s in engine.plan_route(
+                    flow, subject=subject, initiator=initiator, picked={}, fields=fields, on=today
+                )
+            ]
+
+        try:
+            now_def, _why = select_definition(draft.subject_type, subject.facts, candidates=current_of_key + published)
+            now_route = route(engine.flow_of(now_def))
+            now_name = str(now_def)
+        except NoApplicableFlow:
+            now_route, now_name = [], ""
+        # With the draft in place of its key's published revision:
+        candidates = sorted([draft, *published], key=lambda d: (d.priority, d.key))
+        try:
+            new_def, _why = select_definition(draft.subject_type, subject.facts, candidates=candidates)
+            new_route = route(draft_flow if new_def.pk == draft.pk else engine.flow_of(new_def))
+            new_name = str(new_def)
+        except NoApplicableFlow:
+            new_route, new_name = [], ""
+        rows.append(
+            {
+                "subject": subject,
+                "current_flow": now_name,
+                "current": now_route,
+                "draft_flow": new_name,
+                "draft": new_route,
+                "differs": now_route != new_route,
+            }
+        )
+    return {"rows": rows, "problems": blocking}

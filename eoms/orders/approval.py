@@ -1,0 +1,140 @@
+"""Orders as a subject of the approval engine: the facts its conditions test, who its project
+roles are, and what an approval's outcome does to the order. Registered in OrdersConfig.ready()."""
+
+import uuid
+
+from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
+
+from eoms.accounts.roles import ProjectRole
+from eoms.accounts.selectors import members_with_role
+from eoms.approvals.subjects import FieldSpec, Subject
+
+from . import policies
+from .errors import OrderNotFound
+from .models import Order, OrderKind, TaxRate
+
+__all__ = ["OrderSubject"]
+
+
+def _choices(enum) -> tuple:
+    return tuple((v, label) for v, label in enum.choices)
+
+
+class OrderSubject:
+    type = "orders.order"
+    label = _("order")
+
+    def fields(self) -> list[FieldSpec]:
+        from eoms.masterdata.selectors import customer_grade_choices, project_type_choices, region_choices
+
+        return [
+            FieldSpec("amount", _("contract amount"), "decimal"),
+            FieldSpec("kind", _("type"), "choice", _choices(OrderKind)),
+            FieldSpec("region", _("region"), "choice", tuple(region_choices())),
+            FieldSpec("customer_grade", _("customer grade"), "choice", tuple(customer_grade_choices())),
+            FieldSpec("project_type", _("project type"), "choice", tuple(project_type_choices())),
+            FieldSpec("tax_rate", _("tax rate"), "choice", _choices(TaxRate)),
+            FieldSpec("level", _("level"), "int"),
+            FieldSpec("title", _("title"), "text"),
+            FieldSpec("project_code", _("project code"), "text"),
+        ]
+
+    def editable_fields(self) -> list[FieldSpec]:
+        return [
+            FieldSpec("contract_amount", _("contract amount"), "decimal"),
+            FieldSpec("tax_rate", _("tax rate"), "choice", _choices(TaxRate)),
+            FieldSpec("title", _("title"), "text"),
+            FieldSpec("description", _("description"), "text"),
+        ]
+
+    def user_fields(self) -> list[str]:
+        return ["project_manager", "stage_owner", "created_by"]
+
+    def not_found(self):
+        return OrderNotFound(_("No such order."))
+
+    def _subject(self, order: Order) -> Subject:
+        return Subject(
+            type=self.type,
+            id=str(order.pk),
+            obj=order,
+            repr=f"{order.number} {order.title}"[:200],
+            project_id=order.project_id,
+            facts={
+                "amount": order.contract_amount,
+                "kind": order.kind,
+                "region": order.region,
+                "customer_grade": order.customer.grade,
+                "project_type": order.project.project_type.code if order.project.project_type_id else None,
+                "tax_rate": f"{order.tax_rate:.2f}",
+                "level": order.level,
+                "title": order.title,
+                "project_code": order.project.code,
+            },
+            url=reverse("orders:detail", args=[order.pk]),
+        )
+
+    def load(self, subject_id, *, for_update: bool = False) -> Subject:
+        try:
+            order = Order.objects.select_related("project", "project__project_type", "customer").get(
+                pk=uuid.UUID(str(subject_id))
+            )
+        except (Order.DoesNotExist, ValueError):
+            raise self.not_found()
+        return self._subject(order)
+
+    def can_view(self, actor, subject: Subject) -> bool:
+        return policies.can_view_order(actor, subject.obj)
+
+    def can_submit(self, actor, subject: Subject) -> bool:
+        from .state import BY_NAME
+
+        return policies.can_take_transition(actor, subject.obj, BY_NAME["submit"])
+
+    def user_field(self, subject: Subject, name: str):
+        order = subject.obj
+        if name == "project_manager":
+            return order.project.manager
+        if name == "stage_owner":
+            return order.stage_owner
+        if name == "created_by":
+            return order.created_by
+        return None
+
+    def project_role_users(self, subject: Subject, project_role: str) -> list:
+        order = subject.obj
+        if project_role == "pm":
+            users = list(members_with_role(order.project_id, ProjectRole.PM).order_by("username"))
+            manager = order.project.manager
+            if manager is not None and manager.is_active and manager not in users:
+                users.insert(0, manager)
+            return users
+        return list(members_with_role(order.project_id, ProjectRole.ENGINEER).order_by("username"))
+
+    def initiator_of(self, subject: Subject):
+        return subject.obj.created_by
+
+    def apply_edits(self, *, actor, subject: Subject, changes: dict) -> dict:
+        from .services import update_order_by_approver
+
+        return update_order_by_approver(actor=actor, order_id=subject.obj.pk, changes=changes, allowed=set(changes))
+
+    def on_outcome(self, *, actor, subject: Subject, outcome: str, comment: str, instance) -> None:
+        from .services import apply_approval_outcome
+
+        on_reject = (instance.definition.document or {}).get("on_reject", "rejected")
+        apply_approval_outcome(
+            actor=actor, order_id=subject.obj.pk, outcome=outcome, comment=comment, on_reject=on_reject
+        )
+
+    def on_task_created(self, subject: Subject, task) -> None:
+        from .services import set_approval_owner
+
+        set_approval_owner(order_id=subject.obj.pk, owner=task.assignee)
+
+    def recent(self, limit: int) -> list[Subject]:
+        orders = Order.objects.select_related("project", "project__project_type", "customer", "created_by").order_by(
+            "-created_at"
+        )[:limit]
+        return [self._subject(o) for o in orders]
