@@ -14,5 +14,6 @@ urlpatterns = [
     path("", include("eoms.accounts.web.urls")),
     path("", include("eoms.orders.web.urls")),
     path("masterdata/", include("eoms.masterdata.web.urls")),
+    path("approvals/", include("eoms.approvals.web.urls")),
     path("", include("eoms.core.web_urls")),
 ]
