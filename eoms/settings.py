@@ -85,6 +85,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "eoms.core.web.context",
+                "eoms.approvals.context_processors.approvals",
             ],
         },
     },

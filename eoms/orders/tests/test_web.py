@@ -237,7 +237,8 @@ def test_detail_shows_fields_amounts_tree_timeline_and_diagram(world, client_for
         (OrderState.INITIATED, "approver", []),
         (OrderState.INITIATED, "auditor", []),
         (OrderState.INITIATED, "admin", ["start_quotation", "cancel"]),
-        (OrderState.PENDING_APPROVAL, "approver", ["approve", "reject"]),
+        # Approve and reject are the approval engine's: the approver decides the task (see below).
+        (OrderState.PENDING_APPROVAL, "approver", []),
         (OrderState.PENDING_APPROVAL, "project_manager", ["cancel"]),
         (OrderState.PENDING_APPROVAL, "auditor", []),
         (OrderState.SIGNED, "field_engineer", ["start_execution"]),
@@ -257,6 +258,33 @@ def test_detail_shows_only_the_allowed_buttons(world, client_for, order_state, r
         assert 'id="order-actions"' not in html
 
 
+def test_the_approver_gets_a_decide_link_to_their_task_not_buttons(world, client_for):
+    from eoms.approvals.models import ApprovalTask
+
+    order = world.order(OrderState.PENDING_APPROVAL)
+    task = ApprovalTask.objects.get(instance__subject_id=str(order.id), assignee=world.approver)
+    html = client_for(world.approver).get(reverse("orders:detail", args=[order.id])).content.decode()
+    assert f'<a class="btn btn-primary" href="/approvals/tasks/{task.id}/" id="decide-link">Decide</a>' in html
+    assert "/actions/approve/" not in html and "/actions/reject/" not in html
+    # The PM sees who is deciding, but no Decide link.
+    pm_page = client_for(world.pm).get(reverse("orders:detail", args=[order.id]))
+    assert 'id="decide-link"' not in pm_page.content.decode()
+    assert [t.assignee for t in pm_page.context["approval"]["pending"]] == [world.approver]
+
+
+def test_approve_and_reject_posted_to_the_order_are_refused(world, client_for):
+    order = world.order(OrderState.PENDING_APPROVAL)
+    for name in ("approve", "reject"):
+        response = _post_action(client_for(world.approver), order, name, comment="ok")
+        assert response.status_code == 403
+        assert (
+            "Orders are approved or rejected through their approval flow: decide the task in My tasks."
+            in response.content.decode()
+        )
+    order.refresh_from_db()
+    assert order.state == OrderState.PENDING_APPROVAL
+
+
 def test_auditor_post_is_forbidden_and_changes_nothing(world, client_for):
     order = world.order()
     entries, messages = AuditEntry.objects.count(), OutboxMessage.objects.count()
@@ -271,12 +299,19 @@ def test_auditor_post_is_forbidden_and_changes_nothing(world, client_for):
 def test_walk_an_order_to_signed_through_the_pages(world, client_for):
     order = world.order()
     pm, approver = client_for(world.pm), client_for(world.approver)
-    steps = [(pm, "start_quotation", {}), (pm, "submit", {}), (approver, "approve", {"comment": "OK by me"})]
-    for client, name, extra in steps:
+    for name in ("start_quotation", "submit"):
         order.refresh_from_db()
-        response = _post_action(client, order, name, **extra)
+        response = _post_action(pm, order, name)
         assert response.status_code == 302, response.content.decode()[:2000]
         assert response["Location"] == reverse("orders:detail", args=[order.id])
+    # The approver decides the task from the order's "Decide" link.
+    page = approver.get(reverse("orders:detail", args=[order.id]))
+    task = page.context["approval"]["my_task"]
+    response = approver.post(
+        reverse("approvals:task_action", args=[task.id, "approve"]), {"approve-comment": "OK by me"}
+    )
+    assert response.status_code == 302
+    assert response["Location"] == reverse("approvals:inbox")
     order.refresh_from_db()
     assert order.state == OrderState.APPROVED
     response = _post_action(pm, order, "sign", file=_pdf(), kind="signed_contract")
@@ -350,13 +385,13 @@ def test_stale_version_shows_the_conflict_message(world, client_for):
 
 
 def test_comment_is_required_where_the_transition_says_so(world, client_for):
-    order = world.order(OrderState.PENDING_APPROVAL)
-    response = _post_action(client_for(world.approver), order, "reject", comment="   ")
+    order = world.order(OrderState.QUOTING)
+    response = _post_action(client_for(world.pm), order, "cancel", comment="   ")
     assert response.status_code == 422
     assert "This field is required." in response.content.decode()
-    assert response.context["actions"][1]["open"] is True
+    assert [a["transition"].name for a in response.context["actions"] if a["open"]] == ["cancel"]
     order.refresh_from_db()
-    assert order.state == OrderState.PENDING_APPROVAL
+    assert order.state == OrderState.QUOTING
 
 
 def test_a_transition_not_possible_now_answers_409(world, client_for):

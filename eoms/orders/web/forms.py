@@ -323,16 +323,40 @@ class TransitionForm(TablerForm):
         label=_("File kind"), choices=AttachmentKind.choices, required=False, widget=forms.Select(attrs=_SELECT)
     )
 
-    def __init__(self, *args, transition, order, **kwargs):
+    def __init__(self, *args, transition, order, picked_nodes=(), picked_initial=None, actor=None, **kwargs):
         # A guard that needs a file of some kind names the kind in its code; offer that kind first.
         needed = [k for g in transition.guards for k in AttachmentKind.values if k in g.code]
         initial = {"version": order.version, "kind": needed[0] if needed else AttachmentKind.OTHER}
+        # Submitting starts the approval: the initiator picks the approver of each node whose
+        # approver is "picked at submission" (field picked_<node id>).
+        for node_id, _name in picked_nodes:
+            initial[f"picked_{node_id}"] = (picked_initial or {}).get(node_id)
         super().__init__(*args, initial=initial, prefix=transition.name, **kwargs)
         self.transition = transition
         self.needs_file_kind = needed[0] if needed else None
         if transition.comment_required:
             self.fields["comment"].required = True
             self.fields["comment"].widget.attrs["required"] = True
+        self.picked_names = []
+        for node_id, name in picked_nodes:
+            field = f"picked_{node_id}"
+            self.fields[field] = forms.ModelChoiceField(
+                label=_("Approver for “%(node)s”") % {"node": name},
+                queryset=list_users(actor=actor).exclude(pk=getattr(actor, "pk", None)),
+                empty_label="—",
+                widget=forms.Select(attrs=_SELECT),
+            )
+            self.picked_names.append((field, node_id))
+
+    @property
+    def picked_fields(self):
+        return [self[field] for field, _node in self.picked_names]
+
+    def picked(self) -> dict:
+        """{node id: user id} of the approvers picked on this form."""
+        return {
+            node: str(self.cleaned_data[field].pk) for field, node in self.picked_names if self.cleaned_data.get(field)
+        }
 
     def clean_comment(self):
         return (self.cleaned_data.get("comment") or "").strip()

@@ -15,6 +15,7 @@ from django.utils.cache import patch_vary_headers
 from django.utils.http import urlencode
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from eoms.accounts.roles import Role
@@ -25,7 +26,14 @@ from .. import policies, selectors, services
 from .. import state as lifecycle
 from ..attachments import inspect_upload
 from ..diagram import state_diagram
-from ..errors import AttachmentRejected, GuardFailed, InvalidTransition, OrderNotFound, StaleOrder
+from ..errors import (
+    AttachmentRejected,
+    GuardFailed,
+    InvalidTransition,
+    OrderNotFound,
+    OrderPermissionDenied,
+    StaleOrder,
+)
 from ..selectors import OrderFilters
 from ..state import OrderState
 from .forms import AttachmentForm, OrderCreateForm, OrderEditForm, OrderFilterForm, TransitionForm
@@ -46,6 +54,13 @@ PAGE_SIZE = 25
 DASHBOARD_ROWS = 10
 # Service field names → form field names, so a service's field error lands under its input.
 FIELD_NAMES = {"parent_id": "parent", "stage_owner_id": "stage_owner", "customer": "project"}
+SUBJECT_TYPE = "orders.order"  # orders as the approval engine knows them (eoms.orders.approval)
+MODE_LABELS = {
+    "any": _lazy("any one decides"),
+    "all": _lazy("all must approve"),
+    "sequence": _lazy("one after another"),
+    "quorum": _lazy("a quorum decides"),
+}
 
 
 def _is_htmx(request) -> bool:
@@ -86,6 +101,8 @@ def _describe(exc: DomainError, order=None) -> dict:
             "The file was rejected. Accepted are files of these types (recognised by their content), "
             "at most %(mb)s MB: %(types)s."
         ) % {"mb": settings.ATTACHMENT_MAX_MB, "types": ", ".join(settings.ATTACHMENT_TYPES)}
+    elif isinstance(exc, PermissionDenied) and exc.detail != str(exc.title):
+        message = exc.detail  # the service's own sentence says why (e.g. approve through My tasks)
     elif isinstance(exc, PermissionDenied):
         message = (
             _("You may not do this on order %(number)s.") % {"number": number} if number else _("You may not do this.")
@@ -103,6 +120,8 @@ def _put_field_errors(form, exc: DomainError) -> bool:
     placed = True
     for error in exc.errors:
         name = FIELD_NAMES.get(error.get("field", ""), error.get("field", ""))
+        if name.startswith("picked."):
+            name = "picked_" + name.removeprefix("picked.")
         if form is not None and name in form.fields:
             form.add_error(name, error.get("message", ""))
         else:
@@ -204,12 +223,83 @@ def _flatten_tree(node: dict, depth: int = 0) -> list[dict]:
     return rows
 
 
+def _submit_plan(actor, order) -> dict:
+    """What submitting this order in QUOTING would do: resume its returned approval, or start the
+    flow that applies (with who would approve, from approvals.services.simulate); and the nodes
+    whose approver the initiator picks. `error` when no flow applies (the submit would answer 409)."""
+    from eoms.approvals import engine
+    from eoms.approvals import selectors as approval_selectors
+    from eoms.approvals import services as approval_services
+    from eoms.approvals.definition import walk_nodes
+    from eoms.approvals.models import InstanceState
+
+    plan = {"returned": None, "simulation": None, "error": None, "picked_nodes": [], "picked_initial": {}}
+    instance = approval_selectors.current_instance(SUBJECT_TYPE, order.id)
+    if instance is not None and instance.state == InstanceState.RETURNED:
+        definition = instance.definition
+        node = engine.flow_of(definition).node(instance.resume_node)
+        plan["returned"] = {"instance": instance, "resume": node.name if node else instance.resume_node}
+        plan["picked_initial"] = dict(instance.picked)
+    else:
+        try:
+            simulation = approval_services.simulate(actor=actor, subject_type=SUBJECT_TYPE, subject_id=order.id)
+        except DomainError as exc:
+            plan["error"] = _describe(exc, order)
+            return plan
+        for stage in simulation["stages"]:
+            stage["mode_label"] = MODE_LABELS.get(stage["mode"], stage["mode"])
+        plan["simulation"] = simulation
+        definition = simulation["definition"]
+    plan["picked_nodes"] = [
+        (node.id, node.name)
+        for node, _inside, _path in walk_nodes(engine.document_of(definition).nodes)
+        if node.type == "approval" and node.approvers.source == "picked"
+    ]
+    return plan
+
+
+def _approval_card(actor, order) -> dict | None:
+    """The order's current (else latest) approval: its steps with their approvers, the user's own
+    pending task (a "Decide" link), withdraw and nudge when allowed, and its timeline."""
+    from eoms.approvals import policies as approval_policies
+    from eoms.approvals import selectors as approval_selectors
+    from eoms.approvals.models import StepState, TaskState
+
+    instance = approval_selectors.current_instance(SUBJECT_TYPE, order.id)
+    if instance is None:
+        instance = approval_selectors.instances_of(SUBJECT_TYPE, order.id).first()
+    if instance is None:
+        return None
+    tasks = list(instance.tasks.select_related("assignee", "on_behalf_of").order_by("created_at"))
+    steps = []
+    for step in instance.steps.filter(kind__in=["approval", "cc"]).order_by("id"):
+        step.task_rows = [t for t in tasks if t.step_id == step.pk]
+        step.state_label = StepState(step.state).label if step.state in StepState.values else step.state
+        steps.append(step)
+    pending = [t for t in tasks if t.state == TaskState.PENDING]
+    mine = next((t for t in pending if t.assignee_id == actor.pk), None)
+    return {
+        "instance": instance,
+        "steps": steps,
+        "pending": pending,
+        "my_task": mine if instance.state == "running" else None,
+        "can_withdraw": approval_policies.can_withdraw(actor, instance),
+        "can_nudge": approval_policies.can_nudge(actor, instance) and bool(pending),
+        "timeline": list(reversed(list(approval_selectors.instance_timeline(instance)))),
+    }
+
+
 def _detail_context(request, order, *, forms: dict | None = None, upload_form=None, error=None) -> dict:
     actor = request.user
     forms = forms or {}
     actions = []
-    for t in policies.available_transitions(actor, order):
-        form = forms.get(t.name) or TransitionForm(transition=t, order=order)
+    transitions = policies.available_transitions(actor, order)
+    plan = _submit_plan(actor, order) if any(t.name == "submit" for t in transitions) else None
+    for t in transitions:
+        extra = {}
+        if t.name == "submit" and plan:
+            extra = {"picked_nodes": plan["picked_nodes"], "picked_initial": plan["picked_initial"], "actor": actor}
+        form = forms.get(t.name) or TransitionForm(transition=t, order=order, **extra)
         actions.append(
             {
                 "transition": t,
@@ -249,6 +339,8 @@ def _detail_context(request, order, *, forms: dict | None = None, upload_form=No
         "upload_form": upload_form or AttachmentForm(),
         "diagram": mark_safe(state_diagram(order.state)),  # noqa: S308 (every text in it is escaped)
         "error": _describe(error, order) if error else None,
+        "submit_plan": plan,
+        "approval": _approval_card(actor, order),
     }
 
 
@@ -272,9 +364,20 @@ def order_transition(request, order_id, name):
     if transition is None:
         raise Http404(_("No such action."))
     if not policies.can_take_transition(actor, order, transition):
-        error = InvalidTransition() if order.state not in transition.sources else PermissionDenied()
+        if order.state not in transition.sources:
+            error = InvalidTransition()
+        elif transition.system:
+            error = OrderPermissionDenied(
+                _("Orders are approved or rejected through their approval flow: decide the task in My tasks.")
+            )
+        else:
+            error = PermissionDenied()
         return _render_detail(request, order, error=error, status=error.status)
-    form = TransitionForm(request.POST, request.FILES, transition=transition, order=order)
+    extra = {}
+    if name == "submit":
+        plan = _submit_plan(actor, order)
+        extra = {"picked_nodes": plan["picked_nodes"], "picked_initial": plan["picked_initial"], "actor": actor}
+    form = TransitionForm(request.POST, request.FILES, transition=transition, order=order, **extra)
     if not form.is_valid():
         return _render_detail(request, order, forms={name: form}, status=422)
     data = form.cleaned_data
@@ -290,6 +393,7 @@ def order_transition(request, order_id, name):
             comment=data["comment"],
             expected_version=data["version"],
             attachments=attachments,
+            picked=form.picked() or None,
         )
     except DomainError as exc:
         current = _access(actor, order_id)
