@@ -62,7 +62,15 @@ def test_order_from_initiation_to_signed(page, world, tmp_path):
 
     login(page, world.approver.username)
     page.goto(order_url)
-    take(page, "approve", comment="同意")
+    # Approve and reject are not order buttons: the approver decides the task in My tasks.
+    expect(page.locator("details.eoms-action[data-transition='approve']")).to_have_count(0)
+    page.click("#decide-link")
+    page.locator("details.eoms-action[data-action='approve'] summary").click()
+    page.fill("[name=approve-comment]", "同意")
+    page.click("details.eoms-action[data-action='approve'] button[type=submit]")
+    expect(page).to_have_url(re.compile(r"/approvals/tasks/$"))
+    expect(page.locator(".alert-success")).to_contain_text("You approved")
+    page.goto(order_url)
     expect(page.locator("#order-state")).to_contain_text("Approved")
     logout(page)
 
