@@ -6,6 +6,7 @@ instance row locked. Also the dry walk (`plan_route`) used by simulation, which 
 from __future__ import annotations
 
 import functools
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -19,7 +20,16 @@ from eoms.core.events import emit
 from eoms.core.workcalendar import add_working_hours
 
 from . import events
-from .definition import Document, Element, Flow, compile_flow, describe_condition, evaluate, parse_document
+from .definition import (
+    Document,
+    Element,
+    Flow,
+    compile_flow,
+    describe_condition,
+    evaluate,
+    parse_document,
+    quorum_needed,
+)
 from .models import (
     ActionKind,
     ApprovalAction,
@@ -34,7 +44,19 @@ from .models import (
 )
 from .subjects import Subject, get_adapter
 
-__all__ = ["Context", "flow_of", "document_of", "resolve_approvers", "plan_route", "enter", "settle_step"]
+__all__ = [
+    "Context",
+    "flow_of",
+    "document_of",
+    "resolve_approvers",
+    "plan_route",
+    "route_nodes",
+    "enter",
+    "settle_step",
+    "valid_ids",
+    "deputy_of",
+    "step_outcome",
+]
 
 OPEN_TASK_STATES = (TaskState.PENDING, TaskState.WAITING)
 
@@ -90,13 +112,17 @@ class Context:
     def fields(self) -> dict:
         return {f.name: f for f in self.adapter.fields()}
 
-    def action(self, kind: str, *, task=None, node=None, comment: str = "", detail: dict | None = None):
+    def action(
+        self, kind: str, *, task=None, node=None, comment: str = "", detail: dict | None = None, system: bool = False
+    ):
+        """One entry of the timeline. `system`: done by a rule of the flow (an automatic approval,
+        a timeout), recorded without an actor whoever's action set it off."""
         return ApprovalAction.objects.create(
             instance=self.instance,
             task=task,
             kind=kind,
-            actor=self.actor,
-            on_behalf_of=self.on_behalf_of,
+            actor=None if system else self.actor,
+            on_behalf_of=None if system else self.on_behalf_of,
             node_id=getattr(node, "id", "") or "",
             node_name=getattr(node, "name", "") or "",
             comment=comment,
@@ -104,7 +130,9 @@ class Context:
             at=self.now,
         )
 
-    def emit(self, event_cls, *, action: str | None = None, changes: dict | None = None, **fields):
+    def emit(self, event_cls, *, audit_action: str | None = None, changes: dict | None = None, **fields):
+        """Publish an event of this instance (audit entry + outbox message). `audit_action` names the
+        audit entry when it differs from the event type (an event may have a field called action)."""
         return emit(
             event_cls(
                 instance_id=self.instance.pk,
@@ -114,7 +142,7 @@ class Context:
                 **fields,
             ),
             actor=self.actor,
-            action=action,
+            action=audit_action,
             object_repr=self.instance.subject_repr,
             changes=changes,
         )
@@ -134,84 +162,119 @@ def _admins():
     return list(users_with_role(Role.ADMIN).order_by("username"))
 
 
-def resolve_approvers(node, *, subject: Subject, initiator, picked: dict, on) -> tuple[list[Candidate], str]:
-    """The users who decide `node` for this subject, in order, after the self-approval guard and
-    delegation, with why each was chosen; and a note when the fallback (`if_empty`) applied.
-    Sequence is implied for a chain of managers (连续多级主管)."""
+def valid_ids(ids) -> list[str]:
+    """The well-formed user ids among `ids` (a hand-edited or imported document may hold junk;
+    a lookup with a malformed UUID would raise instead of finding nobody)."""
+    out = []
+    for i in ids or ():
+        try:
+            out.append(str(uuid.UUID(str(i))))
+        except (ValueError, TypeError, AttributeError):
+            continue
+    return out
+
+
+def _found(src, node, *, subject: Subject, initiator, picked: dict) -> list[Candidate]:
+    """The users an approver source names, in order, before any guard or delegation."""
     User = get_user_model()
-    src = node.approvers if node.type == "approval" else node.recipients
-    found: list[Candidate] = []
     if src.source == "users":
-        by_id = {str(u.pk): u for u in User.objects.filter(pk__in=src.users, is_active=True)}
-        found = [Candidate(by_id[i], _("named in the flow")) for i in src.users if i in by_id]
-    elif src.source == "role":
-        found = [
-            Candidate(
-                u, _("has the role %(role)s") % {"role": Role(src.role).label if src.role in Role.values else src.role}
-            )
+        ids = valid_ids(src.users)
+        by_id = {str(u.pk): u for u in User.objects.filter(pk__in=ids, is_active=True)}
+        return [Candidate(by_id[i], _("named in the flow")) for i in ids if i in by_id]
+    if src.source == "role":
+        label = Role(src.role).label if src.role in Role.values else src.role
+        return [
+            Candidate(u, _("has the role %(role)s") % {"role": label})
             for u in users_with_role(src.role).order_by("username")
         ]
-    elif src.source == "project_role":
+    if src.source == "project_role":
         adapter = get_adapter(subject.type)
         label = _("project manager") if src.project_role == "pm" else _("project engineer")
-        found = [
+        return [
             Candidate(u, _("%(role)s of %(subject)s") % {"role": label, "subject": subject.repr})
             for u in adapter.project_role_users(subject, src.project_role)
         ]
-    elif src.source == "manager":
+    if src.source == "manager":
         chain = managers_of(initiator, src.levels)
         if src.chain:
-            found = [
+            return [
                 Candidate(u, _("manager level %(n)s of %(user)s") % {"n": i + 1, "user": initiator})
                 for i, u in enumerate(chain)
             ]
-        elif chain:
-            found = [Candidate(chain[-1], _("manager level %(n)s of %(user)s") % {"n": len(chain), "user": initiator})]
-    elif src.source == "picked":
-        user_id = (picked or {}).get(node.id)
-        user = User.objects.filter(pk=user_id, is_active=True).first() if user_id else None
-        if user:
-            found = [Candidate(user, _("picked by %(user)s at submission") % {"user": initiator})]
-    elif src.source == "field":
-        adapter = get_adapter(subject.type)
-        user = adapter.user_field(subject, src.field)
+        if chain:
+            # Only the Nth manager; a shorter tree gives its top manager.
+            return [Candidate(chain[-1], _("manager level %(n)s of %(user)s") % {"n": len(chain), "user": initiator})]
+        return []
+    if src.source == "picked":
+        ids = valid_ids([(picked or {}).get(node.id)])
+        user = User.objects.filter(pk=ids[0], is_active=True).first() if ids else None
+        return [Candidate(user, _("picked by %(user)s at submission") % {"user": initiator})] if user else []
+    if src.source == "field":
+        user = get_adapter(subject.type).user_field(subject, src.field)
         if user is not None and user.is_active:
-            found = [Candidate(user, _("held in the field %(field)s") % {"field": src.field})]
+            return [Candidate(user, _("held in the field %(field)s") % {"field": src.field})]
+    return []
+
+
+def resolve_approvers(node, *, subject: Subject, initiator, picked: dict, on) -> tuple[list[Candidate], str]:
+    """The users who decide `node` for this subject, in order, after the self-approval guard and
+    delegation, with why each was chosen; and a note of what applied when the source named nobody:
+    "admins" (administrators decide), "approve" (the flow approves the node), or "none" (nobody at
+    all can decide it). Sequence is implied for a chain of managers (连续多级主管).
+
+    Invariants for an approval node without allow_self_approval: the initiator is never among the
+    answer (their place goes to their manager), and no task is delegated to the initiator."""
+    src = node.approvers if node.type == "approval" else node.recipients
     unique: list[Candidate] = []
-    for c in found:
+    for c in _found(src, node, subject=subject, initiator=initiator, picked=picked):
         if all(c.user.pk != u.user.pk for u in unique):
             unique.append(c)
-    note = ""
-    if node.type == "approval" and not node.allow_self_approval:
-        without = [c for c in unique if c.user.pk != initiator.pk]
-        if len(without) < len(unique) and not without:
-            managers = managers_of(initiator, 1)
-            without = [
-                Candidate(
-                    m, _("%(user)s may not approve their own request; their manager decides") % {"user": initiator}
+    guarded = node.type == "approval" and not node.allow_self_approval
+    if guarded and any(c.user.pk == initiator.pk for c in unique):
+        # The initiator never approves their own request: their manager decides in their place.
+        managers = [m for m in managers_of(initiator, 1) if all(m.pk != c.user.pk for c in unique)]
+        replaced: list[Candidate] = []
+        for c in unique:
+            if c.user.pk != initiator.pk:
+                replaced.append(c)
+            else:
+                replaced.extend(
+                    Candidate(
+                        m, _("%(user)s may not approve their own request; their manager decides") % {"user": initiator}
+                    )
+                    for m in managers
                 )
-                for m in managers
-            ]
-        unique = without
+        unique = replaced
+    note = ""
     if node.type == "approval" and not unique:
-        if node.if_empty == "admins":
-            unique = [Candidate(u, _("no approver was found; administrators decide")) for u in _admins()]
-            if not node.allow_self_approval:
-                unique = [c for c in unique if c.user.pk != initiator.pk]
-            note = "admins"
-        elif node.if_empty == "approve":
+        if node.if_empty == "approve":
             note = "approve"
-    # Delegation: a task meant for an absent user goes to the end of their chain of deputies.
+        else:
+            # "admins", and also a node published without a fallback whose approvers have gone since
+            # (a named user deactivated, a role emptied, a pick missing): a person decides, never
+            # an automatic approval nobody asked for.
+            unique = [Candidate(u, _("no approver was found; administrators decide")) for u in _admins()]
+            if guarded:
+                unique = [c for c in unique if c.user.pk != initiator.pk]
+            note = "admins" if unique else "none"
     delegated: list[Candidate] = []
     for c in unique:
-        deputy, chain = resolve_deputy(c.user, on=on)
-        if deputy.pk != c.user.pk and not (
-            node.type == "approval" and not node.allow_self_approval and deputy.pk == initiator.pk
-        ):
+        deputy = deputy_of(c.user, initiator=initiator if guarded else None, on=on)
+        if deputy.pk != c.user.pk:
             c = Candidate(deputy, c.reason, on_behalf_of=c.user)
         if all(c.user.pk != d.user.pk for d in delegated):
             delegated.append(c)
     return delegated, note
+
+
+def deputy_of(user, *, initiator=None, on):
+    """Who receives a task meant for `user` on date `on`: the end of the user's chain of deputies
+    (A→B→C gives C). A chain that reaches `initiator` stops before them: a delegation never makes
+    the initiator approve their own request."""
+    _deputy, chain = resolve_deputy(user, on=on)
+    if initiator is not None:
+        chain = chain[: next((i for i, u in enumerate(chain) if u.pk == initiator.pk), len(chain))] or chain[:1]
+    return chain[-1]
 
 
 # --- the dry walk --------------------------------------------------------------------------------
@@ -290,6 +353,31 @@ def plan_route(flow: Flow, *, subject: Subject, initiator, picked: dict, fields:
 
     walk(flow.elements["start"].next, "", "")
     return stages
+
+
+def route_nodes(flow: Flow, *, facts: dict, fields: dict) -> set[str]:
+    """The ids of the approval and CC nodes an object with these facts would pass: every branch of
+    a parallel block, the chosen branch of an exclusive one."""
+    nodes: set[str] = set()
+    visited: set[str] = set()
+    stack = [flow.elements["start"].next]
+    while stack:
+        element_id = stack.pop()
+        while element_id and element_id != "end" and element_id not in visited:
+            visited.add(element_id)
+            element = flow.elements[element_id]
+            if element.kind in ("approval", "cc"):
+                nodes.add(element_id)
+                element_id = element.next
+            elif element.kind == "split":
+                element_id = choose_branch(element, facts, fields)[1]
+            elif element.kind == "fork":
+                # Every branch walks on through the join; the first one there continues past it.
+                stack.extend(first for _branch, first in element.outgoing)
+                element_id = None
+            else:
+                element_id = element.next
+    return nodes
 
 
 def choose_branch(element: Element, facts: dict, fields: dict):
@@ -382,8 +470,9 @@ def _due(ctx: Context, hours) -> datetime | None:
 
 
 def _activate_approval(ctx: Context, element: Element, reason: str) -> bool:
-    """Create the step and tasks of an approval node. False when the node passes at once (no
-    approvers and the flow says to approve automatically)."""
+    """Create the step and tasks of an approval node; True while it waits for decisions. When the
+    node has no approver: with if_empty "approve" the system passes it (False: walk on); when not
+    even an administrator can decide it, the system rejects the request (the initiator sees why)."""
     node = element.node
     instance = ctx.instance
     on = timezone.localdate(ctx.now)
@@ -391,8 +480,6 @@ def _activate_approval(ctx: Context, element: Element, reason: str) -> bool:
         node, subject=ctx.subject, initiator=instance.initiator, picked=instance.picked, on=on
     )
     sequential = node.mode == "sequence" or (node.approvers.source == "manager" and node.approvers.chain)
-    from .definition import quorum_needed
-
     step = ApprovalStep.objects.create(
         instance=instance,
         node_id=node.id,
@@ -408,14 +495,34 @@ def _activate_approval(ctx: Context, element: Element, reason: str) -> bool:
         remind_at=_due(ctx, node.remind_after_hours),
     )
     if not candidates:
-        step.state = StepState.SKIPPED
+        approve = note == "approve"
+        step.state = StepState.SKIPPED if approve else StepState.REJECTED
         step.finished_at = ctx.now
         step.save(update_fields=["state", "finished_at"])
+        if approve:
+            rule, why = "if_empty=approve", _("No approver was found; the flow approves this node.")
+        else:
+            rule = "no_approver"
+            why = _("Nobody can decide “%(node)s”: no approver and no administrator other than the initiator.") % {
+                "node": node.name
+            }
         ctx.action(
-            ActionKind.AUTO_APPROVE,
+            ActionKind.AUTO_APPROVE if approve else ActionKind.AUTO_REJECT,
             node=node,
-            detail={"rule": "if_empty=approve", "reason": _("No approver was found; the flow approves this node.")},
+            detail={"rule": rule, "reason": why},
+            system=True,
         )
+        ctx.emit(
+            events.ApprovalTaskDecided,
+            task_id=None,
+            node_id=node.id,
+            decision="approve" if approve else "reject",
+            by_system=True,
+            changes={"node": node.name, "rule": rule, "reason": why},
+        )
+        if not approve:
+            complete(ctx, "rejected", comment=why)
+            return True
         return False
     previous = None
     for position, candidate in enumerate(candidates):
@@ -494,21 +601,31 @@ def _send_cc(ctx: Context, element: Element, reason: str) -> None:
 
 
 def step_outcome(step: ApprovalStep) -> str | None:
-    """approved, rejected, or None while undecided, from the step's tasks and its mode."""
-    tasks = list(step.tasks.exclude(state=TaskState.TRANSFERRED).values_list("kind", "state"))
-    base = [s for k, s in tasks if k == TaskKind.APPROVER]
-    added = [s for k, s in tasks if k == TaskKind.ADDED]
-    base_live = [s for s in base if s != TaskState.CANCELLED]
+    """approved, rejected, or None while undecided, from the step's tasks and its mode. Tasks that
+    were transferred or cancelled (replaced on escalation) do not count; every added signer must
+    approve, whatever the mode.
+    any       one approval passes, one rejection rejects
+    all       every remaining approver approves; one rejection rejects
+    sequence  as all (the order is kept by the tasks' `after` links)
+    quorum    `needed` approvals pass; rejected once too few approvers are left to reach them"""
+    rows = list(step.tasks.exclude(state__in=(TaskState.TRANSFERRED, TaskState.CANCELLED)).values_list("kind", "state"))
+    base = [s for k, s in rows if k == TaskKind.APPROVER]
+    added = [s for k, s in rows if k == TaskKind.ADDED]
     approvals = base.count(TaskState.APPROVED)
     rejections = base.count(TaskState.REJECTED)
     if TaskState.REJECTED in added:
         return "rejected"
     if step.mode == "quorum":
-        if rejections > len(base_live) - step.needed:
+        if rejections > len(base) - step.needed:
             return "rejected"
+        passed = approvals >= step.needed
     elif rejections:
         return "rejected"
-    if approvals >= step.needed and all(s == TaskState.APPROVED for s in added if s != TaskState.CANCELLED):
+    elif step.mode == "any":
+        passed = approvals >= 1
+    else:
+        passed = bool(base) and approvals == len(base)
+    if passed and all(s == TaskState.APPROVED for s in added):
         return "approved"
     return None
 

@@ -18,6 +18,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
 
 from eoms.accounts.selectors import managers_of
 from eoms.core.events import emit
@@ -327,31 +328,45 @@ def _context(actor, instance: ApprovalInstance, **kw) -> Context:
     return Context(actor=actor, instance=instance, subject=subject, **kw)
 
 
-def _check_picked(doc, picked, initiator) -> dict:
+def _check_picked(doc, picked, initiator, *, route: set[str] | None = None) -> dict:
+    """The picks of approvers made at submission ({node id: user id}), checked: every picked-source
+    node on the object's route (`route`: node ids; None: every node) needs an active user who is
+    not the initiator (unless the node allows self-approval). Picks for nodes off the route are
+    checked when given. 422 naming picked.<node> otherwise."""
     User = get_user_model()
     picked = {str(k): str(v) for k, v in (picked or {}).items() if v}
     errors = []
     for node, _inside, _path in walk_nodes(doc.nodes):
-        if node.type == "approval" and node.approvers.source == "picked":
-            user_id = picked.get(node.id)
-            user = User.objects.filter(pk__in=_valid_uuids([user_id]), is_active=True).first() if user_id else None
-            if user is None:
-                errors.append(
-                    {
-                        "field": f"picked.{node.id}",
-                        "message": _("Pick the approver for “%(node)s”.") % {"node": node.name},
-                    }
-                )
-            elif user.pk == initiator.pk and not node.allow_self_approval:
-                errors.append(
-                    {
-                        "field": f"picked.{node.id}",
-                        "message": _("You cannot pick yourself to approve your own request."),
-                    }
-                )
+        if node.type != "approval" or node.approvers.source != "picked":
+            continue
+        user_id = picked.get(node.id)
+        if user_id is None and route is not None and node.id not in route:
+            continue
+        ids = engine.valid_ids([user_id])
+        user = User.objects.filter(pk=ids[0], is_active=True).first() if ids else None
+        if user is None:
+            errors.append(
+                {
+                    "field": f"picked.{node.id}",
+                    "message": _("Pick the approver for “%(node)s”.") % {"node": node.name},
+                }
+            )
+        elif user.pk == initiator.pk and not node.allow_self_approval:
+            errors.append(
+                {
+                    "field": f"picked.{node.id}",
+                    "message": _("You cannot pick yourself to approve your own request."),
+                }
+            )
     if errors:
         raise ApprovalInputInvalid(errors=errors)
     return picked
+
+
+def _route(definition, subject) -> set[str]:
+    adapter = get_adapter(definition.subject_type)
+    fields = {f.name: f for f in adapter.fields()}
+    return engine.route_nodes(engine.flow_of(definition), facts=subject.facts, fields=fields)
 
 
 @transaction.atomic
@@ -372,7 +387,13 @@ def start_approval(*, actor, subject_type: str, subject_id, picked: dict | None 
             raise ApprovalConflict(_("%(subject)s is already in approval.") % {"subject": subject.repr})
         # Resubmission after a return to the initiator: same instance, from the returning node.
         ctx = Context(actor=actor, instance=instance, subject=subject, now=now, comment=comment)
-        instance.picked = {**instance.picked, **_check_picked(ctx.document, picked, instance.initiator)}
+        # Picks made at the first submission stand unless picked anew.
+        instance.picked = _check_picked(
+            ctx.document,
+            {**instance.picked, **{str(k): v for k, v in (picked or {}).items() if v}},
+            instance.initiator,
+            route=_route(instance.definition, subject),
+        )
         instance.state = InstanceState.RUNNING
         instance.round += 1
         instance.subject_repr = subject.repr[:200]
@@ -384,14 +405,14 @@ def start_approval(*, actor, subject_type: str, subject_id, picked: dict | None 
             events.ApprovalStarted,
             definition_id=instance.definition_id,
             initiator_id=instance.initiator_id,
-            action="approvals.approval_resubmitted",
+            audit_action="approvals.approval_resubmitted",
             changes={"resume_at": resume, "comment": comment},
         )
         enter(ctx, resume, reason=_("resubmitted after revision"))
         return instance
     definition, why = select_definition(subject_type, subject.facts)
     doc = engine.document_of(definition)
-    picked = _check_picked(doc, picked, actor)
+    picked = _check_picked(doc, picked, actor, route=_route(definition, subject))
     instance = ApprovalInstance.objects.create(
         definition=definition,
         subject_type=subject_type,
@@ -887,8 +908,18 @@ def _remind(step_id, now) -> int:
     return 1
 
 
+TIMEOUT_ACTIONS = {
+    "none": _lazy("remind the approvers"),
+    "escalate": _lazy("escalate to the manager"),
+    "approve": _lazy("approve automatically"),
+    "reject": _lazy("reject automatically"),
+}
+
+
 @transaction.atomic
 def _time_out(step_id, now) -> int:
+    """The SLA of a step ran out: do what its node says, once. The rule that fired (node, SLA,
+    action) is on the timeline entry, made by the system (no actor)."""
     instance, step = _locked_step(step_id)
     if step is None or step.state != StepState.ACTIVE or step.timed_out_at is not None:
         return 0
@@ -901,35 +932,17 @@ def _time_out(step_id, now) -> int:
     rule = _("SLA of %(hours)s working hours at “%(node)s” exceeded; on timeout: %(action)s") % {
         "hours": node.sla_hours,
         "node": node.name,
-        "action": node.on_timeout,
+        "action": TIMEOUT_ACTIONS[node.on_timeout],
     }
     ctx.emit(events.ApprovalTimedOut, node_id=step.node_id, action=node.on_timeout, changes={"rule": rule})
-    if node.on_timeout == "escalate":
-        pending = list(step.tasks.filter(state=TaskState.PENDING).select_related("assignee", "assignee__org_unit"))
-        added = []
-        for task in pending:
-            for manager in managers_of(task.assignee, 1):
-                if (
-                    manager.pk == instance.initiator_id
-                    or step.tasks.filter(assignee=manager, state__in=engine.OPEN_TASK_STATES).exists()
-                ):
-                    continue
-                new = ApprovalTask.objects.create(
-                    instance=instance,
-                    step=step,
-                    kind=TaskKind.APPROVER,
-                    state=TaskState.PENDING,
-                    assignee=manager,
-                    position=task.position,
-                    reason=_("escalated: %(user)s did not decide in time") % {"user": task.assignee},
-                )
-                added.append(str(manager))
-                engine.task_created(ctx, new, node)
-        if added and step.mode in ("all", "sequence"):
-            # The manager decides in place of the late approvers: their tasks end.
-            step.tasks.filter(pk__in=[t.pk for t in pending]).update(state=TaskState.CANCELLED, decided_at=now)
-        ctx.action(ActionKind.ESCALATE, node=node, detail={"rule": rule, "to": added})
-    elif node.on_timeout in ("approve", "reject"):
+    if node.on_timeout == "none":
+        pending = list(step.tasks.filter(state=TaskState.PENDING).select_related("assignee"))
+        users = [str(t.assignee) for t in pending]
+        ctx.action(ActionKind.REMIND, node=node, detail={"rule": rule, "users": users}, system=True)
+    elif node.on_timeout == "escalate":
+        added = _escalate(ctx, step, node)
+        ctx.action(ActionKind.ESCALATE, node=node, detail={"rule": rule, "to": added}, system=True)
+    else:
         engine.close_open_tasks(step, now)
         step.state = StepState.APPROVED if node.on_timeout == "approve" else StepState.REJECTED
         step.finished_at = now
@@ -940,6 +953,7 @@ def _time_out(step_id, now) -> int:
             ActionKind.AUTO_APPROVE if node.on_timeout == "approve" else ActionKind.AUTO_REJECT,
             node=node,
             detail={"rule": rule},
+            system=True,
         )
         ctx.comment = rule
         if node.on_timeout == "approve":
@@ -947,6 +961,45 @@ def _time_out(step_id, now) -> int:
         else:
             engine.complete(ctx, "rejected", comment=rule)
     return 1
+
+
+def _escalate(ctx: Context, step: ApprovalStep, node) -> list[str]:
+    """Each late approver's manager (or that manager's deputy) is asked to decide. In any and
+    quorum modes the manager decides alongside; in all and sequence modes in place of the late
+    approver, whose task ends (a sequence continues after the manager). A late approver without a
+    manager, or whose manager already decides here, keeps the task."""
+    instance = ctx.instance
+    on = timezone.localdate(ctx.now)
+    replace = step.mode in ("all", "sequence")
+    added = []
+    pending = list(step.tasks.filter(state=TaskState.PENDING).select_related("assignee", "assignee__org_unit"))
+    for task in pending:
+        managers = [m for m in managers_of(task.assignee, 1) if m.pk != instance.initiator_id]
+        if not managers:
+            continue
+        manager = managers[0]
+        assignee = engine.deputy_of(manager, initiator=instance.initiator, on=on)
+        if step.tasks.filter(assignee=assignee, state__in=engine.OPEN_TASK_STATES).exists():
+            continue
+        new = ApprovalTask.objects.create(
+            instance=instance,
+            step=step,
+            kind=task.kind,
+            state=TaskState.PENDING,
+            assignee=assignee,
+            on_behalf_of=manager if assignee.pk != manager.pk else None,
+            after=task.after if replace else None,
+            position=task.position,
+            reason=_("escalated: %(user)s did not decide in time") % {"user": task.assignee},
+        )
+        if replace:
+            ApprovalTask.objects.filter(pk=task.pk, state=TaskState.PENDING).update(
+                state=TaskState.CANCELLED, decided_at=ctx.now, version=F("version") + 1
+            )
+            ApprovalTask.objects.filter(after=task).exclude(pk=new.pk).update(after=new)
+        added.append(str(assignee))
+        engine.task_created(ctx, new, node)
+    return added
 
 
 # --- migration -----------------------------------------------------------------------------------
