@@ -21,6 +21,7 @@ from django.contrib.auth.signals import user_login_failed
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 from django.db.models import Count
 from django.http import Http404, HttpResponse
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from prometheus_client import (
@@ -166,6 +167,7 @@ class StateCollector:
             orders = _orders_by_state()
             if orders is not None:
                 yield orders
+            yield from _approval_tasks()
 
         usage = shutil.disk_usage(settings.DATA_DIR)
         yield GaugeMetricFamily(
@@ -189,6 +191,22 @@ def _orders_by_state():
     for state in dict.fromkeys([*states, *sorted(counts)]):
         family.add_metric([state], counts.get(state, 0))
     return family
+
+
+def _approval_tasks():
+    """Pending approval tasks of running approvals, and those past their node's SLA."""
+    if not apps.is_installed("eoms.approvals"):
+        return
+    task = apps.get_model("approvals", "ApprovalTask")
+    pending = task.objects.filter(state="pending", instance__state="running")
+    try:
+        counts = (pending.count(), pending.filter(step__due_at__lt=timezone.now()).count())
+    except DatabaseError:
+        return
+    yield GaugeMetricFamily("eoms_approval_tasks_pending", "Approval tasks waiting for a decision.", value=counts[0])
+    yield GaugeMetricFamily(
+        "eoms_approval_tasks_overdue", "Pending approval tasks past their node's SLA.", value=counts[1]
+    )
 
 
 REGISTRY.register(StateCollector())

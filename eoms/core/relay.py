@@ -14,6 +14,7 @@ from datetime import timedelta
 from django.db import IntegrityError, close_old_connections, transaction
 from django.utils import timezone
 
+from . import periodic
 from .models import OutboxMessage, ProcessedMessage
 
 __all__ = ["handles", "handlers_for", "dispatch", "InProcessTransport", "relay_once", "RelayThread"]
@@ -131,6 +132,7 @@ class RelayThread(threading.Thread):
                 close_old_connections()
                 while relay_once(self.transport):
                     pass
+                periodic.run_due()
             except Exception:
                 log.exception("relay pass failed")
             finally:

@@ -24,6 +24,8 @@ from django.utils import timezone
 from eoms.accounts import selectors as account_selectors
 from eoms.accounts import services as account_services
 from eoms.accounts.roles import ProjectRole
+from eoms.approvals import selectors as approval_selectors
+from eoms.approvals import services as approval_services
 from eoms.core.models import AuditEntry
 from eoms.masterdata import selectors as masterdata_selectors
 from eoms.masterdata import services as masterdata_services
@@ -482,6 +484,101 @@ class _Loader:
                 yield lambda p=project, u=username, r=role: account_services.set_membership(
                     actor=self.users["admin"], user=self.users[u], project=self.projects[p.code], role=r
                 )
+        # The flows name users by id, so they are built when their step runs, after the users exist.
+        yield from (lambda i=i: self.publish_flow(self.flows()[i]) for i in range(2))
+
+    def flows(self) -> list[dict]:
+        """The company's approval rules (domain.md: the department head approves; above ¥5,000,000
+        the general manager too; finance is copied on every approved quotation). Design and
+        consulting orders, small and frequent, need the department head alone."""
+        li, gm = str(self.users["approver_li"].id), str(self.users["gm_wang"].id)
+        head = {
+            "type": "approval",
+            "id": "dept_head",
+            "name": "工程管理部审批",
+            "approvers": {"source": "users", "users": [li]},
+            "mode": "any",
+            "sla_hours": "16",
+            "remind_after_hours": "8",
+            "editable_fields": ["description"],
+        }
+        return [
+            {
+                "key": "order-standard",
+                "name": "工程订单审批",
+                "description": "部门负责人审批；合同额 500 万元及以上增加总经理审批；抄送财务。",
+                "is_default": True,
+                "priority": 100,
+                "document": {
+                    "nodes": [
+                        head,
+                        {
+                            "type": "branch",
+                            "id": "by_amount",
+                            "name": "按合同额",
+                            "branches": [
+                                {
+                                    "id": "large",
+                                    "name": "500 万元及以上",
+                                    "when": {"any_of": [[{"field": "amount", "operator": "gte", "value": "5000000"}]]},
+                                    "nodes": [
+                                        {
+                                            "type": "approval",
+                                            "id": "gm",
+                                            "name": "总经理审批",
+                                            "approvers": {"source": "users", "users": [gm]},
+                                            "mode": "any",
+                                            "sla_hours": "24",
+                                        }
+                                    ],
+                                },
+                                {"id": "small", "name": "其他", "default": True, "nodes": []},
+                            ],
+                        },
+                        {
+                            "type": "cc",
+                            "id": "cc_finance",
+                            "name": "抄送财务",
+                            "recipients": {"source": "role", "role": "finance"},
+                        },
+                    ],
+                    "on_reject": "rejected",
+                },
+            },
+            {
+                "key": "order-design",
+                "name": "设计/咨询订单审批",
+                "description": "设计、咨询类订单由工程管理部审批。",
+                "priority": 10,
+                "applies_when": {"any_of": [[{"field": "kind", "operator": "in", "value": ["design", "consulting"]}]]},
+                "document": {"nodes": [head], "on_reject": "rejected"},
+            },
+        ]
+
+    def publish_flow(self, flow: dict):
+        admin = self.users["admin"]
+        definition = approval_services.save_definition(actor=admin, **flow)
+        approval_services.publish_definition(actor=admin, definition_id=definition.id)
+
+    def decide(self, order: "PlannedOrder", name: str, comment: str):
+        """An approval decision of the plan: every pending task in turn approves (or the first one
+        rejects), each by its own assignee, until the order leaves approval."""
+        order_id = self.order_ids[order.key]
+        while True:
+            instance = approval_selectors.current_instance("orders.order", order_id)
+            if instance is None or instance.state != "running":
+                return
+            task = instance.tasks.filter(state="pending").select_related("assignee").order_by("created_at").first()
+            if task is None:
+                return
+            approval_services.decide_task(
+                actor=task.assignee,
+                task_id=task.id,
+                decision="approve" if name == "approve" else "reject",
+                comment=comment,
+            )
+            if name == "reject":
+                return
 
     def create_unit(self, spec: data.OrgUnitSpec):
         self.units[spec.code] = account_services.create_org_unit(
@@ -608,6 +705,9 @@ class _Loader:
             pdf = pdf_document("Settlement statement", [*facts, "Retention: 3% of the settlement amount."])
             attachments.append(("settlement", inspect_upload(f"{number}-settlement.pdf", pdf)))
         comment = self.rng.choice(COMMENTS[name]) if name in COMMENTS else ""
+        if name in ("approve", "reject"):
+            self.decide(order, name, comment)
+            return
         order_services.transition_order(
             actor=self.actor_for(order, index),
             order_id=self.order_ids[order.key],

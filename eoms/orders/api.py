@@ -134,6 +134,11 @@ class TransitionIn(Schema):
     attachment_ids: list[uuid.UUID] = Field(
         default_factory=list, description="Files already uploaded to the order to show with this action"
     )
+    picked: dict[str, uuid.UUID] = Field(
+        default_factory=dict,
+        description="submit only: the approver picked for each approval node whose approvers are picked at "
+        "submission, by node id",
+    )
 
 
 class OrderFilterIn(Schema):
@@ -327,6 +332,7 @@ def _transition_endpoint(name: str):
             comment=payload.comment,
             expected_version=payload.version,
             attachment_ids=payload.attachment_ids,
+            picked={k: str(v) for k, v in payload.picked.items()} or None,
         )
         return order_detail(request.auth, selectors.access_order(request.auth, order.id))
 
@@ -335,6 +341,8 @@ def _transition_endpoint(name: str):
 
 
 for _t in TRANSITIONS:
+    if _t.system:  # approve/reject/return/withdraw: decided through /approvals/tasks, not here
+        continue
     _sources = ", ".join(_t.sources)
     router.post(
         f"/{{order_id}}/{_t.name}",

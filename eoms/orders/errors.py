@@ -1,6 +1,7 @@
 from django.utils.translation import gettext_lazy as _
 
 from eoms.core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from eoms.core.uploads import AttachmentRejected as _AttachmentRejected
 
 __all__ = [
     "OrderNotFound",
@@ -41,6 +42,5 @@ class OrderValidationFailed(ValidationFailed):
     code = "order.validation_failed"
 
 
-class AttachmentRejected(ValidationFailed):
-    code = "attachment.rejected"
-    title = _("The file was rejected")
+# Raised by eoms.core.uploads for any context's files; the same class under the orders name.
+AttachmentRejected = _AttachmentRejected

@@ -139,6 +139,12 @@ class World:
             attachments=attachments,
         )
 
+    def attach(self, order: Order, kind: str = "drawing", name: str = "drawing.pdf"):
+        return services.attach_file(actor=self.pm, order_id=order.id, kind=kind, upload=inspect_upload(name, PDF))
+
+    def update(self, order: Order, **changes) -> Order:
+        return services.update_order(actor=self.pm, order_id=order.id, changes=changes)
+
     def decide(self, order: Order, decision: str, *, comment: str = "测试") -> Order:
         """Decide the order's pending approval task(s) the way its approver would."""
         from eoms.approvals.models import ApprovalTask, TaskState

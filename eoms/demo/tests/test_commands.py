@@ -32,7 +32,9 @@ def test_audit_verify_reports_intact_chain(world):
     world.order(OrderState.SIGNED)
     out, err = _call("audit", "verify")
     assert out == f"audit chain intact: {AuditEntry.objects.count()} entries\n"
-    assert AuditEntry.objects.count() == 6  # created, 4 transitions, the signed contract
+    # The world's approval flow (saved, published); the order: created, 4 transitions, the signed
+    # contract; its approval: started, task created, task decided, completed.
+    assert AuditEntry.objects.count() == 2 + 6 + 4
     assert err == ""
 
 
@@ -49,6 +51,7 @@ def test_audit_verify_names_the_first_edited_entry_and_exits_1(world):
 
 def test_outbox_status_counts_backlog_age_and_failures(world):
     created_at = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
+    OutboxMessage.objects.update(sent_at=created_at)  # the world's own set-up was delivered
     with time_machine.travel(created_at, tick=False):
         world.order(OrderState.QUOTING)  # two messages for one order: created, start_quotation
 
@@ -81,9 +84,10 @@ def test_outbox_status_of_an_empty_outbox(db):
 
 def test_relay_once_delivers_everything_due(world):
     world.order(OrderState.PENDING_APPROVAL)
-    assert OutboxMessage.objects.filter(sent_at__isnull=True).count() == 3  # created, 2 transitions
+    # The world's flow (2); the order: created, 2 transitions; its approval: started, first task.
+    assert OutboxMessage.objects.filter(sent_at__isnull=True).count() == 2 + 3 + 2
     out, _ = _call("relay", "--once")
-    assert out == "delivered 3 message(s)\n"
+    assert out == "delivered 7 message(s)\n"
     assert OutboxMessage.objects.filter(sent_at__isnull=True).count() == 0
 
 

@@ -66,8 +66,6 @@ PM_ADMIN = ("project_manager", "admin")
 TRANSITION_RULES = [
     ("start_quotation", S.INITIATED, None, "", PM_ADMIN),
     ("submit", S.QUOTING, None, "", PM_ADMIN),
-    ("approve", S.PENDING_APPROVAL, None, "", ("approver",)),
-    ("reject", S.PENDING_APPROVAL, None, "单价偏高", ("approver",)),
     ("revise", S.REJECTED, None, "", PM_ADMIN),
     ("sign", S.APPROVED, "signed_contract", "", PM_ADMIN),
     ("start_execution", S.SIGNED, None, "", ("project_manager", "field_engineer")),

@@ -379,10 +379,13 @@ def test_every_transition_endpoint(world):
 
     take(pm, "start_quotation", "QUOTING")
     take(pm, "submit", "PENDING_APPROVAL")
-    take(approver, "reject", "REJECTED", comment="单价偏高")
+    # Approval is decided on the approver's task (eoms.approvals); the order follows.
+    assert_problem(approver.post(f"{url}/approve", {}), 404, "not_found")
+    world.decide(order, "reject", comment="单价偏高")
+    assert pm.get(url).json()["state"] == "REJECTED"
     take(pm, "revise", "QUOTING")
     take(pm, "submit", "PENDING_APPROVAL")
-    take(approver, "approve", "APPROVED", comment="同意")
+    world.decide(order, "approve", comment="同意")
     contract = pm.upload(order.id, "contract.pdf", PDF, kind="signed_contract").json()
     signed = take(pm, "sign", "SIGNED", attachment_ids=[contract["id"]], version=7)
     assert signed["history"][-1]["attachment_ids"] == [contract["id"]]
@@ -412,11 +415,10 @@ def test_transition_errors(world, pm):
     url = f"{BASE}/{order.id}"
     finance, auditor, outsider = Api(world.finance), Api(world.auditor), Api(world.outsider)
     before = counts()
-    body = assert_problem(pm.post(f"{url}/approve"), 409, "order.invalid_transition")
+    body = assert_problem(pm.post(f"{url}/revise"), 409, "order.invalid_transition")
     assert body["current_state"] == "QUOTING"
     assert body["detail"] == (
-        f"Order {order.number} is QUOTING; 'approve' is possible only from PENDING_APPROVAL. "
-        "Possible now: submit, cancel."
+        f"Order {order.number} is QUOTING; 'revise' is possible only from REJECTED. Possible now: submit, cancel."
     )
     assert_problem(finance.post(f"{url}/submit"), 403, "order.permission_denied")
     assert_problem(auditor.post(f"{url}/submit"), 403, "order.permission_denied")

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import close_old_connections
 
+from eoms.core import periodic
 from eoms.core.relay import relay_once
 
 
@@ -46,6 +47,7 @@ class Command(BaseCommand):
             while not stop.is_set():
                 try:
                     total += self._drain(stop)
+                    periodic.run_due()  # approval SLA timers and the like, idempotent
                 except Exception as exc:  # a database hiccup must not end the relay; retry after a pause
                     self.stderr.write(f"relay pass failed: {type(exc).__name__}: {exc}")
                 stop.wait(interval)
