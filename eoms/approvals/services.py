@@ -25,6 +25,7 @@ from eoms.core.events import emit
 
 from . import engine, events, policies
 from .definition import (
+    OPERATORS,
     Condition,
     DocumentInvalid,
     compile_flow,
@@ -108,11 +109,67 @@ def _require_manage(actor) -> None:
         raise ApprovalPermissionDenied(_("Only an administrator may change approval flows."))
 
 
+def _owner(document, path: list[str]) -> tuple[dict | None, bool, list[str]]:
+    """The innermost node or branch of a raw document on `path` (keys and list indexes, as in a
+    parse error's field): (it, whether it is a branch, the rest of the path below it)."""
+    owner, is_branch, rest, here = None, False, path, document
+    for i, part in enumerate(path):
+        if isinstance(here, dict) and part not in here and part == here.get("type"):
+            continue  # pydantic puts a node's type in the path; the document does not
+        if isinstance(here, dict):
+            here = here.get(part)
+        elif isinstance(here, list) and part.isdigit() and int(part) < len(here):
+            here = here[int(part)]
+            container = path[i - 1] if i else ""
+            if container in ("nodes", "branches") and isinstance(here, dict):
+                owner, rest = here, path[i + 1 :]
+                is_branch = container == "branches" or here.get("type") in ("branch", "parallel")
+                if container == "nodes" and rest[:1] == [str(here.get("type"))]:
+                    rest = rest[1:]  # pydantic puts the node type in the path
+        else:
+            break
+    return owner, is_branch, rest
+
+
+def _name_nodes(document, errors: list[dict]) -> list[dict]:
+    """Parse errors of a document, each message naming the node or branch it is about (the field
+    keeps the path), e.g. “Branch “Large”: unknown operator “between”; use one of eq, ne, …”."""
+    out = []
+    for error in errors:
+        path = error["field"].split(".")[1:]
+        owner, is_branch, rest = _owner(document, path)
+        if owner is None:
+            out.append(error)
+            continue
+        label = str(owner.get("name") or owner.get("id") or "?")
+        if rest and rest[-1] == "operator":
+            message = _("unknown operator “%(op)s”; use one of %(ops)s.") % {
+                "op": _dig(owner, rest),
+                "ops": ", ".join(OPERATORS),
+            }
+        else:
+            message = f"{'.'.join(rest)}: {error['message']}" if rest else error["message"]
+        head = (_("Branch “%(node)s”") if is_branch else _("Node “%(node)s”")) % {"node": label}
+        out.append({"field": error["field"], "node": str(owner.get("id") or ""), "message": f"{head}: {message}"})
+    return out
+
+
+def _dig(data, path):
+    for part in path:
+        if isinstance(data, dict):
+            data = data.get(part)
+        elif isinstance(data, list) and part.isdigit() and int(part) < len(data):
+            data = data[int(part)]
+        else:
+            return None
+    return data
+
+
 def _parse(document, applies_when):
     try:
         doc = parse_document(document)
     except DocumentInvalid as exc:
-        raise DefinitionInvalid(errors=exc.errors)
+        raise DefinitionInvalid(errors=_name_nodes(document, exc.errors))
     condition = None
     if applies_when:
         try:
@@ -215,9 +272,20 @@ def save_definition(
     if definition_id is None:
         from django.utils.text import slugify
 
-        key = slugify(key or name)[:60] or "flow"
-        if ApprovalDefinition.objects.filter(key=key).exists():
-            raise DefinitionInvalid(errors=[{"field": "key", "message": _("The key %(key)s is taken.") % {"key": key}}])
+        if key:
+            key = slugify(key)[:60] or "flow"
+            if ApprovalDefinition.objects.filter(key=key).exists():
+                raise DefinitionInvalid(
+                    errors=[{"field": "key", "message": _("The key %(key)s is taken.") % {"key": key}}]
+                )
+        else:
+            # A key made from the name (a Chinese name gives none: "flow") is made unique: the person
+            # who typed only a name should not be told that a key they never chose is taken.
+            base = slugify(name)[:50] or "flow"
+            key, n = base, 1
+            while ApprovalDefinition.objects.filter(key=key).exists():
+                n += 1
+                key = f"{base}-{n}"
         definition = ApprovalDefinition.objects.create(key=key, revision=1, created_by=actor, **values)
     else:
         current = access_definition(actor, definition_id, for_update=True)
