@@ -282,29 +282,33 @@ def deputy_of(user, *, initiator=None, on):
 
 def plan_route(flow: Flow, *, subject: Subject, initiator, picked: dict, fields: dict, on) -> list[dict]:
     """Who would approve this subject and in what order, without writing anything: a list of
-    stages {node_id, name, kind, mode, approvers: [{user, reason, on_behalf_of}], reason, parallel}."""
+    stages {node_id, name, kind, mode, approvers: [{user, reason, on_behalf_of}], reason, parallel,
+    note}. `reason` says why the route came to the stage ("contract amount ≥ 500,000 → GM");
+    `parallel` names the parallel branch a stage runs in ("Checks: Finance"), empty outside one."""
     stages: list[dict] = []
 
-    def walk(element_id: str, reason: str, parallel: str) -> None:
-        while element_id and element_id != "end":
+    def stage(node, kind: str, reason: str, parallel: str) -> None:
+        candidates, note = resolve_approvers(node, subject=subject, initiator=initiator, picked=picked, on=on)
+        chain = kind == "approval" and node.approvers.source == "manager" and node.approvers.chain
+        stages.append(
+            {
+                "node_id": node.id,
+                "name": node.name,
+                "kind": kind,
+                "mode": "sequence" if chain else getattr(node, "mode", ""),
+                "approvers": [{"user": c.user, "reason": c.reason, "on_behalf_of": c.on_behalf_of} for c in candidates],
+                "reason": reason,
+                "parallel": parallel,
+                "note": note,
+            }
+        )
+
+    def walk(element_id: str, stop: str, reason: str, parallel: str) -> None:
+        """From `element_id` up to (not including) `stop`: the end, or a parallel block's join."""
+        while element_id and element_id not in (stop, "end"):
             element: Element = flow.elements[element_id]
             if element.kind in ("approval", "cc"):
-                node = element.node
-                candidates, note = resolve_approvers(node, subject=subject, initiator=initiator, picked=picked, on=on)
-                stages.append(
-                    {
-                        "node_id": node.id,
-                        "name": node.name,
-                        "kind": element.kind,
-                        "mode": "sequence" if getattr(node.approvers, "chain", False) else getattr(node, "mode", ""),
-                        "approvers": [
-                            {"user": c.user, "reason": c.reason, "on_behalf_of": c.on_behalf_of} for c in candidates
-                        ],
-                        "reason": reason,
-                        "parallel": parallel,
-                        "note": note,
-                    }
-                )
+                stage(element.node, element.kind, reason, parallel)
                 reason = ""
                 element_id = element.next
             elif element.kind == "split":
@@ -313,45 +317,14 @@ def plan_route(flow: Flow, *, subject: Subject, initiator, picked: dict, fields:
                 element_id = first
             elif element.kind == "fork":
                 for branch, first in element.outgoing:
-                    walk_branch(first, element.join, f"{element.node.name}: {branch.name}")
+                    label = f"{parallel} / {branch.name}" if parallel else f"{element.node.name}: {branch.name}"
+                    walk(first, element.join, reason, label)
+                reason = ""
                 element_id = flow.elements[element.join].next
-            else:  # join of a split
+            else:  # the join of an exclusive branch, or start
                 element_id = element.next
 
-    def walk_branch(first: str, join: str, label: str) -> None:
-        # A parallel branch runs up to its join; stages inside it are marked with the branch.
-        element_id = first
-        while element_id != join:
-            element = flow.elements[element_id]
-            if element.kind == "fork":
-                for branch, inner in element.outgoing:
-                    walk_branch(inner, element.join, f"{label} / {branch.name}")
-                element_id = flow.elements[element.join].next
-            elif element.kind == "split":
-                branch, nxt = choose_branch(element, subject.facts, fields)
-                element_id = nxt
-            elif element.kind == "join":
-                element_id = element.next
-            else:
-                node = element.node
-                candidates, note = resolve_approvers(node, subject=subject, initiator=initiator, picked=picked, on=on)
-                stages.append(
-                    {
-                        "node_id": node.id,
-                        "name": node.name,
-                        "kind": element.kind,
-                        "mode": getattr(node, "mode", ""),
-                        "approvers": [
-                            {"user": c.user, "reason": c.reason, "on_behalf_of": c.on_behalf_of} for c in candidates
-                        ],
-                        "reason": "",
-                        "parallel": label,
-                        "note": note,
-                    }
-                )
-                element_id = element.next
-
-    walk(flow.elements["start"].next, "", "")
+    walk(flow.elements["start"].next, "end", "", "")
     return stages
 
 

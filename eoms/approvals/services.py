@@ -1149,9 +1149,13 @@ def migrate_instances(*, actor, from_id, to_id, instance_ids=None) -> list[dict]
 # --- simulation ----------------------------------------------------------------------------------
 
 
-def simulate(*, actor, subject_type: str, subject_id, definition_id=None, picked: dict | None = None) -> dict:
+def simulate(
+    *, actor, subject_type: str, subject_id, definition_id=None, picked: dict | None = None, initiator=None
+) -> dict:
     """Who would approve this object and in what order: on the flow that would be chosen (or on
-    `definition_id`, e.g. a draft), without writing anything."""
+    `definition_id`, e.g. a draft), without writing anything. The route is walked for the person
+    who submits: `initiator` if given, else the initiator of the object's current approval, else
+    the object's creator (the self-approval guard applies to them, not to whoever looks)."""
     adapter = get_adapter(subject_type)
     subject = adapter.load(subject_id)
     if not adapter.can_view(actor, subject):
@@ -1160,12 +1164,18 @@ def simulate(*, actor, subject_type: str, subject_id, definition_id=None, picked
         definition, why = access_definition(actor, definition_id), _("chosen for the simulation")
     else:
         definition, why = select_definition(subject_type, subject.facts)
-    flow = engine.flow_of(definition)
+    if initiator is None:
+        running = current_instance(subject_type, subject.id)
+        if running is not None:
+            initiator = running.initiator
+        elif hasattr(adapter, "initiator_of"):
+            initiator = adapter.initiator_of(subject)
+    flow = engine.flow_of(definition)  # cached per (id, version): a draft's every edit bumps its version
     fields = {f.name: f for f in adapter.fields()}
     stages = engine.plan_route(
         flow,
         subject=subject,
-        initiator=actor,
+        initiator=initiator or actor,
         picked={str(k): str(v) for k, v in (picked or {}).items()},
         fields=fields,
         on=timezone.localdate(),
@@ -1173,27 +1183,31 @@ def simulate(*, actor, subject_type: str, subject_id, definition_id=None, picked
     return {"definition": definition, "why": why, "stages": stages, "subject": subject}
 
 
-def dry_run(*, actor, definition_id, limit: int = 50) -> list[dict]:
+def dry_run(*, actor, definition_id, limit: int = 50) -> dict:
     """Route the last `limit` objects through a (draft) definition and through the flow chosen for
-    them today; list each with both routes and whether they differ."""
+    them today; list each with both routes and whether they differ, and the draft's problems
+    (check_definition). Writes nothing."""
     if not policies.can_manage_definitions(actor):
         raise ApprovalPermissionDenied(_("Only an administrator may dry-run flows."))
-    if not 1 <= int(limit) <= 500:
+    try:
+        limit = int(limit)
+    except (TypeError, ValueError):
+        limit = 0
+    if not 1 <= limit <= 500:
         raise ApprovalInputInvalid(errors=[{"field": "limit", "message": _("Choose from 1 to 500 orders.")}])
     draft = access_definition(actor, definition_id)
     problems = check_definition(draft)
-    blocking = [p for p in problems if "unreachable" not in p["message"]]
     try:
         draft_flow = compile_flow(parse_document(draft.document))
     except DocumentInvalid as exc:
         raise DefinitionInvalid(errors=exc.errors)
     adapter = get_adapter(draft.subject_type)
     fields = {f.name: f for f in adapter.fields()}
-    published = [d for d in published_definitions(draft.subject_type) if d.key != draft.key]
-    current_of_key = [d for d in published_definitions(draft.subject_type) if d.key == draft.key]
+    current = published_definitions(draft.subject_type)  # by priority, as submission chooses
+    published = [d for d in current if d.key != draft.key]
     rows = []
     today = timezone.localdate()
-    for subject in adapter.recent(int(limit)):
+    for subject in adapter.recent(limit):
         initiator = adapter.initiator_of(subject) if hasattr(adapter, "initiator_of") else actor
 
         def route(flow, subject=subject, initiator=initiator):
@@ -1205,7 +1219,7 @@ def dry_run(*, actor, definition_id, limit: int = 50) -> list[dict]:
             ]
 
         try:
-            now_def, _why = select_definition(draft.subject_type, subject.facts, candidates=current_of_key + published)
+            now_def, _why = select_definition(draft.subject_type, subject.facts, candidates=current)
             now_route = route(engine.flow_of(now_def))
             now_name = str(now_def)
         except NoApplicableFlow:
@@ -1228,4 +1242,4 @@ def dry_run(*, actor, definition_id, limit: int = 50) -> list[dict]:
                 "differs": now_route != new_route,
             }
         )
-    return {"rows": rows, "problems": blocking}
+    return {"rows": rows, "problems": problems}
