@@ -1073,10 +1073,7 @@ def _escalate(ctx: Context, step: ApprovalStep, node) -> list[str]:
 # --- migration -----------------------------------------------------------------------------------
 
 
-def preview_migration(*, actor, from_id, to_id) -> list[dict]:
-    """For each running instance on `from_id`: where its active tasks go on `to_id`. A task whose
-    node (same id) exists in the new revision stays on it; otherwise the instance starts the new
-    revision from the beginning."""
+def _migration_pair(actor, from_id, to_id):
     if not policies.can_migrate(actor):
         raise ApprovalPermissionDenied(_("Only an administrator may move running approvals."))
     source = access_definition(actor, from_id)
@@ -1085,20 +1082,58 @@ def preview_migration(*, actor, from_id, to_id) -> list[dict]:
         raise ApprovalInputInvalid(
             errors=[{"field": "to", "message": _("Move to the published revision of the same flow.")}]
         )
+    return source, target
+
+
+def _parallel_path(document, node_id: str) -> tuple | None:
+    """Where a node sits among parallel blocks: ((block id, branch id, branches), ...) from the
+    outside in; None when the document has no such node. Joins count arrivals per block and branch,
+    so a task may stay on a new revision only where this is the same."""
+    blocks = {n.id: n for n, _inside, _path in walk_nodes(document.nodes) if n.type == "parallel"}
+    for node, _inside, path in walk_nodes(document.nodes):
+        if node.id == node_id:
+            return tuple((block, branch, len(blocks[block].branches)) for block, branch in path if block in blocks)
+    return None
+
+
+def _moves(instance: ApprovalInstance, target: ApprovalDefinition) -> tuple[list[dict], bool]:
+    """Where each active approval step of `instance` goes on `target`: it stays when the node (same
+    id) is an approval node there, in the same place among parallel blocks; otherwise the instance
+    restarts at the start of `target`."""
     flow = engine.flow_of(target)
+    old, new = engine.document_of(instance.definition), engine.document_of(target)
+    moves, restart = [], False
+    for step in instance.steps.filter(state=StepState.ACTIVE, kind="approval"):
+        element = flow.elements.get(step.node_id)
+        stays = (
+            element is not None
+            and element.kind == "approval"
+            and _parallel_path(old, step.node_id) == _parallel_path(new, step.node_id)
+        )
+        moves.append(
+            {
+                "node_id": step.node_id,
+                "from": step.node_name,
+                "to": element.node.name if stays else None,
+                "stays": stays,
+            }
+        )
+        restart = restart or not stays
+    return moves, restart
+
+
+def preview_migration(*, actor, from_id, to_id) -> list[dict]:
+    """For each running instance on `from_id`, oldest first: where its active tasks go on `to_id`
+    ({"instance", "moves": [{node_id, from, to, stays}], "restart"}). A task whose node (same id)
+    is an approval node of the new revision, in the same place among parallel blocks, stays on it;
+    otherwise the instance starts the new revision from the beginning. Writes nothing."""
+    source, target = _migration_pair(actor, from_id, to_id)
     rows = []
-    for instance in ApprovalInstance.objects.filter(definition=source, state=InstanceState.RUNNING).order_by(
-        "started_at"
-    ):
-        moves = []
-        restart = False
-        for step in instance.steps.filter(state=StepState.ACTIVE, kind="approval"):
-            element = flow.elements.get(step.node_id)
-            if element is not None and element.kind == "approval":
-                moves.append({"node_id": step.node_id, "from": step.node_name, "to": element.node.name, "stays": True})
-            else:
-                moves.append({"node_id": step.node_id, "from": step.node_name, "to": None, "stays": False})
-                restart = True
+    running = ApprovalInstance.objects.filter(definition=source, state=InstanceState.RUNNING).select_related(
+        "definition"
+    )
+    for instance in running.order_by("started_at"):
+        moves, restart = _moves(instance, target)
         rows.append({"instance": instance, "moves": moves, "restart": restart})
     return rows
 
@@ -1107,33 +1142,33 @@ def preview_migration(*, actor, from_id, to_id) -> list[dict]:
 def migrate_instances(*, actor, from_id, to_id, instance_ids=None) -> list[dict]:
     """Move running instances to a newer published revision (all of them, or those named), as
     preview_migration shows: active tasks stay where their node still exists, otherwise the
-    instance restarts on the new revision. Each move is on the timeline and audited."""
-    rows = preview_migration(actor=actor, from_id=from_id, to_id=to_id)
-    target = ApprovalDefinition.objects.get(pk=to_id)
+    instance restarts on the new revision. Each instance is locked and its moves worked out again
+    under the lock (a decision may have landed since the preview); instances no longer running on
+    `from_id` are left alone. Each move is on the timeline, audited, and an outbox event."""
+    source, target = _migration_pair(actor, from_id, to_id)
     wanted = {str(i) for i in instance_ids} if instance_ids else None
+    ids = ApprovalInstance.objects.filter(definition=source, state=InstanceState.RUNNING).order_by("started_at")
     moved = []
-    for row in rows:
-        instance = row["instance"]
-        if wanted is not None and str(instance.pk) not in wanted:
+    for instance_id in ids.values_list("pk", flat=True):
+        if wanted is not None and str(instance_id) not in wanted:
             continue
         instance = (
-            ApprovalInstance.objects.select_for_update().select_related("definition", "initiator").get(pk=instance.pk)
+            ApprovalInstance.objects.select_for_update().select_related("definition", "initiator").get(pk=instance_id)
         )
-        source_id = instance.definition_id
+        if instance.state != InstanceState.RUNNING or instance.definition_id != source.pk:
+            continue
+        moves, restart = _moves(instance, target)
         instance.definition = target
         instance.save(update_fields=["definition", "updated_at"])
         ctx = _context(actor, instance)
-        ctx.action(
-            ActionKind.MIGRATE,
-            detail={"from": str(row["instance"].definition), "to": str(target), "restart": row["restart"]},
-        )
+        ctx.action(ActionKind.MIGRATE, detail={"from": str(source), "to": str(target), "restart": restart})
         ctx.emit(
             events.ApprovalMigrated,
-            from_definition_id=source_id,
+            from_definition_id=source.pk,
             to_definition_id=target.pk,
-            changes={"to": str(target), "restart": row["restart"], "moves": row["moves"]},
+            changes={"from": str(source), "to": str(target), "restart": restart, "moves": moves},
         )
-        if row["restart"]:
+        if restart:
             engine.cancel_active(ctx)
             instance.round += 1
             instance.save(update_fields=["round", "updated_at"])
@@ -1142,7 +1177,7 @@ def migrate_instances(*, actor, from_id, to_id, instance_ids=None) -> list[dict]
             for step in instance.steps.filter(state=StepState.ACTIVE, kind="approval"):
                 step.node_name = ctx.flow.node(step.node_id).name
                 step.save(update_fields=["node_name"])
-        moved.append({"instance_id": str(instance.pk), "restart": row["restart"]})
+        moved.append({"instance_id": str(instance.pk), "restart": restart})
     return moved
 
 
