@@ -4,6 +4,7 @@ from ninja import NinjaAPI
 
 from eoms.accounts.api import router as accounts_router
 from eoms.accounts.auth import API_AUTH
+from eoms.approvals.api import router as approvals_router
 from eoms.core.api import install_error_handlers
 from eoms.masterdata.api import router as masterdata_router
 from eoms.orders.api import router as orders_router
@@ -22,3 +23,4 @@ install_error_handlers(api)
 api.add_router("/accounts", accounts_router)
 api.add_router("/masterdata", masterdata_router)
 api.add_router("/orders", orders_router)
+api.add_router("/approvals", approvals_router)

@@ -50,6 +50,7 @@ MATRIX_MODULES = (
     "eoms.orders.tests.api_matrix",
     "eoms.accounts.tests.api_matrix",
     "eoms.masterdata.tests.api_matrix",
+    "eoms.approvals.tests.api_matrix",
 )
 API_MODULE = "eoms.api"
 DENIED = frozenset({401, 403, 404})
