@@ -290,11 +290,19 @@ def set_delegation(*, actor, user: User, deputy: User, starts_on, ends_on, reaso
 
     if actor.pk != user.pk:
         _require_admin(actor)
+    from .selectors import is_read_only
+
+    if is_read_only(user):
+        raise PermissionDenied(gettext("Auditors decide no approvals and need no deputy."))
     errors = []
     if deputy is None or not deputy.is_active:
         errors.append({"field": "deputy", "message": gettext("Choose an active user as deputy.")})
     elif deputy.pk == user.pk:
         errors.append({"field": "deputy", "message": gettext("A user cannot be their own deputy.")})
+    elif is_read_only(deputy):
+        errors.append(
+            {"field": "deputy", "message": gettext("An auditor cannot decide approvals; choose another deputy.")}
+        )
     if starts_on is None or ends_on is None or ends_on < starts_on:
         errors.append({"field": "ends_on", "message": gettext("The period must end on or after its first day.")})
     elif (ends_on - starts_on).days >= MAX_DELEGATION_DAYS:

@@ -234,9 +234,9 @@ def test_api_errors_answer_in_the_language_asked_for(world, settings):
     order = world.order("QUOTING")
     token = issue_api_token(actor=world.pm, name="i18n")[1]
 
-    def approve(**headers):
+    def approve(**headers):  # "revise" is possible only from REJECTED
         response = Client().post(
-            f"/api/v1/orders/{order.id}/approve",
+            f"/api/v1/orders/{order.id}/revise",
             "{}",
             "application/json",
             HTTP_AUTHORIZATION=f"Bearer {token}",
@@ -253,12 +253,11 @@ def test_api_errors_answer_in_the_language_asked_for(world, settings):
     assert english["current_state"] == chinese["current_state"] == "QUOTING"
     assert english["title"] == "This action is not possible in the order's current state"
     assert english["detail"] == (
-        f"Order {order.number} is QUOTING; 'approve' is possible only from PENDING_APPROVAL. "
-        "Possible now: submit, cancel."
+        f"Order {order.number} is QUOTING; 'revise' is possible only from REJECTED. Possible now: submit, cancel."
     )
     assert chinese["title"] == "订单当前状态下无法执行此操作"
     assert chinese["detail"] == (
-        f"订单 {order.number} 状态为 QUOTING；操作 'approve' 只能在 PENDING_APPROVAL 状态下执行。"
+        f"订单 {order.number} 状态为 QUOTING；操作 'revise' 只能在 REJECTED 状态下执行。"
         "当前可执行：submit, cancel。"
     )
     assert default == chinese
