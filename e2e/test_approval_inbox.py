@@ -75,10 +75,13 @@ def logout(page):
     page.context.clear_cookies()
 
 
-def open_my_task(page, subject):
+def open_my_task(page, subject, *, screenshot=None):
     """From the phone's "My tasks" button to the task of `subject`."""
     page.click("#phone-my-tasks")
     expect(page).to_have_url(re.compile(r"/approvals/tasks/$"))
+    if screenshot:
+        no_horizontal_scroll(page)
+        page.screenshot(path=screenshot, full_page=True)
     page.locator("#task-list a.task-link", has_text=subject).click()
     expect(page.locator("#task-subject")).to_contain_text(subject)
 
@@ -128,7 +131,7 @@ def test_two_node_approval_on_a_phone_with_a_return(page, phone, world, tmp_path
     # The department head, on a phone: My tasks shows one task; the task says why it came to them.
     login(phone, world.approver.username)
     expect(phone.locator("#phone-my-tasks")).to_contain_text("1")
-    open_my_task(phone, order.number)
+    open_my_task(phone, order.number, screenshot=str(tmp_path / "inbox-phone.png"))
     expect(phone.locator("#task-reason")).to_have_text("has the role Approver")
     expect(phone.locator("#budget-amount")).to_have_text("¥1,200,000.00")
     no_horizontal_scroll(phone)

@@ -28,6 +28,7 @@ from eoms.accounts import selectors as account_selectors
 from eoms.accounts import services as account_services
 from eoms.accounts.roles import Role
 from eoms.core.errors import DomainError
+from eoms.core.uploads import inspect_upload
 
 from .. import engine, policies, selectors, services
 from ..errors import ApprovalPermissionDenied, InstanceNotFound, TaskNotFound, TaskNotPending
@@ -124,8 +125,6 @@ def _subject(instance):
 
 
 def _uploads(form) -> list:
-    from eoms.orders.attachments import inspect_upload
-
     upload = form.cleaned_data.get("file")
     return [inspect_upload(upload.name, upload)] if upload else []
 

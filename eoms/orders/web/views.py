@@ -242,7 +242,9 @@ def _submit_plan(actor, order) -> dict:
         plan["picked_initial"] = dict(instance.picked)
     else:
         try:
-            simulation = approval_services.simulate(actor=actor, subject_type=SUBJECT_TYPE, subject_id=order.id)
+            simulation = approval_services.simulate(
+                actor=actor, subject_type=SUBJECT_TYPE, subject_id=order.id, initiator=actor
+            )
         except DomainError as exc:
             plan["error"] = _describe(exc, order)
             return plan
