@@ -223,6 +223,9 @@ def test_task_page_shows_the_order_budget_history_and_why(world, client_for, gm)
     assert '<div class="datagrid-content" id="task-reason">named in the flow</div>' in html
     assert [(s["node_id"], s["status"]) for s in gm_page.context["route"]] == [("dept", "approved"), ("gm", "active")]
     assert "Fine" in html  # the department head's comment on the timeline
+    # The flow's drawing, with the named user's name and the active node filled.
+    diagram = re.search(r'<div class="card-body[^"]*" id="flow-diagram">(.*?)</div>', html, re.S).group(1)
+    assert 'class="eoms-flow-diagram"' in diagram and "General Manager Wang" in diagram
 
 
 def test_approve_with_an_edit_the_node_allows(world, client_for):

@@ -31,6 +31,7 @@ from eoms.core.errors import DomainError
 from eoms.core.uploads import inspect_upload
 
 from .. import engine, policies, selectors, services
+from ..definition import walk_nodes
 from ..errors import ApprovalPermissionDenied, InstanceNotFound, TaskNotFound, TaskNotPending
 from ..models import StepState, TaskState
 from ..selectors import TaskFilters
@@ -370,8 +371,16 @@ def _diagram(instance, active: set[str]):
         from ..diagram import flow_svg
     except ImportError:
         return None
+    doc = engine.document_of(instance.definition)
+    ids = set()
+    for node, _inside, _path in walk_nodes(doc.nodes):
+        source = node.approvers if node.type == "approval" else getattr(node, "recipients", None)
+        if source is not None and source.source == "users":
+            ids.update(_valid_uuids(source.users))
+    names = {str(u.pk): str(u) for u in account_selectors.list_users(actor=None).filter(pk__in=ids)} if ids else {}
+    fields = {f.name: f for f in get_adapter(instance.subject_type).fields()}
     try:
-        svg = flow_svg(engine.document_of(instance.definition), problems_nodes=set(), active_nodes=active)
+        svg = flow_svg(doc, problems_nodes=set(), active_nodes=active, fields=fields, user_names=names)
     except Exception:  # noqa: BLE001 (a drawing problem must not take the task page down)
         return None
     return mark_safe(svg)  # noqa: S308 (flow_svg escapes every text it draws)
