@@ -551,3 +551,12 @@ def test_bulk_decide_reports_a_malformed_task_id_as_one_failed_item(world):
     assert bulk_decide(actor=world.approver, task_ids=["not-a-task"], decision="approve") == [
         {"task_id": "not-a-task", "ok": False, "code": "approval.task_not_found", "detail": "No such approval task."}
     ]
+
+
+def test_nav_links_my_tasks_for_everyone_and_the_flows_for_who_may_read_them(world, client_for):
+    flows = reverse("approvals:definitions")
+    for user, sees_flows in ((world.approver, True), (world.admin, True), (world.engineer, False)):
+        html = client_for(user).get(reverse("dashboard")).content.decode()
+        assert f'href="{reverse("approvals:inbox")}" id="nav-my-tasks"' in html
+        assert (f'href="{flows}" id="nav-approval-flows"' in html) is sees_flows
+    assert 'id="nav-task-count"' not in client_for(world.engineer).get(reverse("dashboard")).content.decode()

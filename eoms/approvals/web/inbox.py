@@ -22,6 +22,7 @@ from django.utils.cache import patch_vary_headers
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from eoms.accounts import selectors as account_selectors
@@ -66,12 +67,12 @@ PAGE_SIZE = 20
 # URL slug → the key of its form (templates cannot read a key with a hyphen).
 TASK_ACTIONS = {"approve": "approve", "reject": "reject", "transfer": "transfer", "add-signer": "signer"}
 STEP_LABELS = {
-    StepState.ACTIVE: _("In progress"),
-    StepState.APPROVED: _("Approved"),
-    StepState.REJECTED: _("Rejected"),
-    StepState.SKIPPED: _("Skipped"),
-    StepState.CANCELLED: _("Cancelled"),
-    StepState.PASSED: _("Passed"),
+    StepState.ACTIVE: _lazy("In progress"),
+    StepState.APPROVED: _lazy("Approved"),
+    StepState.REJECTED: _lazy("Rejected"),
+    StepState.SKIPPED: _lazy("Skipped"),
+    StepState.CANCELLED: _lazy("Cancelled"),
+    StepState.PASSED: _lazy("Passed"),
 }
 
 
