@@ -401,10 +401,12 @@ def validate_document(
     user_ids_active=None,
     role_has_users=None,
     user_fields: set[str] = frozenset(),
+    read_only_roles: set[str] = frozenset(),
 ) -> list[dict]:
     """Every problem that stops publishing, each naming its node. `user_ids_active(ids) -> set` and
     `role_has_users(role) -> bool` look at the directory so that a node whose approvers would be
-    empty is caught now, not when an order arrives."""
+    empty is caught now, not when an order arrives; `read_only_roles` may be copied (CC) but
+    cannot approve."""
     problems: list[Problem] = []
     seen: dict[str, str] = {}
     approval_nodes = 0
@@ -425,6 +427,12 @@ def validate_document(
         elif src.source == "role":
             if not src.role:
                 note(node_id, _("Node “%(node)s”: choose a role.") % label)
+            elif src.role in read_only_roles and fallback != "skip":
+                note(
+                    node_id,
+                    _("Node “%(node)s”: the role %(role)s only reads; it cannot approve.")
+                    % {**label, "role": src.role},
+                )
             elif role_has_users is not None and not role_has_users(src.role):
                 note(node_id, _("Node “%(node)s”: no active user has the role %(role)s.") % {**label, "role": src.role})
         elif src.source == "project_role" and src.project_role not in ("pm", "engineer"):

@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from eoms.accounts.roles import Role
-from eoms.accounts.selectors import managers_of, resolve_deputy, users_with_role
+from eoms.accounts.selectors import is_read_only, managers_of, resolve_deputy, users_with_role
 from eoms.core.events import emit
 from eoms.core.workcalendar import add_working_hours
 
@@ -227,6 +227,9 @@ def resolve_approvers(node, *, subject: Subject, initiator, picked: dict, on) ->
     src = node.approvers if node.type == "approval" else node.recipients
     unique: list[Candidate] = []
     for c in _found(src, node, subject=subject, initiator=initiator, picked=picked):
+        # An auditor (read-only) is copied but never asked to decide: they could not.
+        if node.type == "approval" and is_read_only(c.user):
+            continue
         if all(c.user.pk != u.user.pk for u in unique):
             unique.append(c)
     guarded = node.type == "approval" and not node.allow_self_approval
@@ -253,7 +256,11 @@ def resolve_approvers(node, *, subject: Subject, initiator, picked: dict, on) ->
             # "admins", and also a node published without a fallback whose approvers have gone since
             # (a named user deactivated, a role emptied, a pick missing): a person decides, never
             # an automatic approval nobody asked for.
-            unique = [Candidate(u, _("no approver was found; administrators decide")) for u in _admins()]
+            unique = [
+                Candidate(u, _("no approver was found; administrators decide"))
+                for u in _admins()
+                if not is_read_only(u)
+            ]
             if guarded:
                 unique = [c for c in unique if c.user.pk != initiator.pk]
             note = "admins" if unique else "none"
@@ -269,11 +276,13 @@ def resolve_approvers(node, *, subject: Subject, initiator, picked: dict, on) ->
 
 def deputy_of(user, *, initiator=None, on):
     """Who receives a task meant for `user` on date `on`: the end of the user's chain of deputies
-    (A→B→C gives C). A chain that reaches `initiator` stops before them: a delegation never makes
-    the initiator approve their own request."""
+    (A→B→C gives C). A chain that reaches `initiator` stops before them (a delegation never makes
+    the initiator approve their own request), and so does one reaching a read-only user."""
     _deputy, chain = resolve_deputy(user, on=on)
-    if initiator is not None:
-        chain = chain[: next((i for i, u in enumerate(chain) if u.pk == initiator.pk), len(chain))] or chain[:1]
+    for i, deputy in enumerate(chain[1:], start=1):
+        if (initiator is not None and deputy.pk == initiator.pk) or is_read_only(deputy):
+            chain = chain[:i]
+            break
     return chain[-1]
 
 

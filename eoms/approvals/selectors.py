@@ -3,6 +3,7 @@ instances of objects the actor may see (or holds a task on), and the actor's own
 
 from dataclasses import dataclass
 
+from django.core.exceptions import ValidationError
 from django.db.models import Count, Q, QuerySet
 from django.utils.translation import gettext as _
 
@@ -35,6 +36,7 @@ __all__ = [
     "current_instance",
     "instance_timeline",
     "pending_task_counts",
+    "lock_instance",
 ]
 
 TASK_BOXES = ("pending", "done", "cc", "delegated")
@@ -57,7 +59,7 @@ def access_definition(actor, definition_id, *, for_update: bool = False) -> Appr
         qs = qs.select_for_update()
     try:
         definition = qs.filter(pk=definition_id).first()
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, ValidationError):
         definition = None
     if definition is None:
         raise DefinitionNotFound(_("No such approval flow."))
@@ -94,16 +96,26 @@ def can_view_instance(actor, instance: ApprovalInstance) -> bool:
 def access_instance(actor, instance_id, *, for_update: bool = False) -> ApprovalInstance:
     """An instance the actor may see (NotFound otherwise, also for a malformed id). With
     `for_update` the row is locked: every change to an instance serialises on it."""
-    qs = ApprovalInstance.objects.select_related("definition", "initiator")
-    if for_update:
-        qs = qs.select_for_update(of=("self",))
     try:
-        instance = qs.filter(pk=instance_id).first()
-    except (ValueError, TypeError):
+        instance = lock_instance(instance_id) if for_update else _instances().filter(pk=instance_id).first()
+    except (ValueError, TypeError, ValidationError):
         instance = None
     if instance is None or not can_view_instance(actor, instance):
         raise InstanceNotFound(_("No such approval."))
     return instance
+
+
+def _instances():
+    return ApprovalInstance.objects.select_related("definition", "initiator")
+
+
+def lock_instance(instance_id) -> ApprovalInstance | None:
+    """Lock one instance row (SELECT … FOR UPDATE of that row only) and read it with its definition
+    and initiator. The lock is taken without joins: a join would lock the definition and user rows
+    too (and MariaDB has no FOR UPDATE OF), serialising every decision on every instance of a flow."""
+    if not list(ApprovalInstance.objects.select_for_update().filter(pk=instance_id).values_list("pk", flat=True)):
+        return None
+    return _instances().get(pk=instance_id)
 
 
 def access_task(actor, task_id) -> ApprovalTask:
@@ -114,7 +126,7 @@ def access_task(actor, task_id) -> ApprovalTask:
             .filter(pk=task_id)
             .first()
         )
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, ValidationError):
         task = None
     if task is None or (task.assignee_id != getattr(actor, "pk", None) and not can_view_instance(actor, task.instance)):
         raise TaskNotFound(_("No such approval task."))

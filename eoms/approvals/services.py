@@ -20,7 +20,8 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _lazy
 
-from eoms.accounts.selectors import managers_of
+from eoms.accounts.roles import READ_ONLY_ROLES
+from eoms.accounts.selectors import is_read_only, managers_of
 from eoms.core.events import emit
 
 from . import engine, events, policies
@@ -58,7 +59,7 @@ from .models import (
     TaskKind,
     TaskState,
 )
-from .selectors import access_definition, access_instance, current_instance, published_definitions
+from .selectors import access_definition, access_instance, current_instance, lock_instance, published_definitions
 from .subjects import get_adapter
 
 __all__ = [
@@ -202,6 +203,7 @@ def check_definition(definition: ApprovalDefinition) -> list[dict]:
         },
         role_has_users=lambda role: Group.objects.filter(name=role, user__is_active=True).exists(),
         user_fields=set(getattr(adapter, "user_fields", lambda: [])()),
+        read_only_roles=set(READ_ONLY_ROLES),
     )
     if condition is not None:
         problems += [
@@ -426,6 +428,10 @@ def _check_picked(doc, picked, initiator, *, route: set[str] | None = None) -> d
                     "message": _("You cannot pick yourself to approve your own request."),
                 }
             )
+        elif is_read_only(user):
+            errors.append(
+                {"field": f"picked.{node.id}", "message": _("%(user)s cannot decide approvals.") % {"user": user}}
+            )
     if errors:
         raise ApprovalInputInvalid(errors=errors)
     return picked
@@ -448,9 +454,7 @@ def start_approval(*, actor, subject_type: str, subject_id, picked: dict | None 
     now = timezone.now()
     existing = current_instance(subject_type, subject.id)
     if existing is not None:
-        instance = (
-            ApprovalInstance.objects.select_for_update().select_related("definition", "initiator").get(pk=existing.pk)
-        )
+        instance = lock_instance(existing.pk)
         if instance.state == InstanceState.RUNNING:
             raise ApprovalConflict(_("%(subject)s is already in approval.") % {"subject": subject.repr})
         # Resubmission after a return to the initiator: same instance, from the returning node.
@@ -508,6 +512,8 @@ def _pending_task_for(actor, task_id) -> tuple[ApprovalInstance, ApprovalTask]:
     from .selectors import access_task
 
     seen = access_task(actor, task_id)
+    if is_read_only(actor):
+        raise ApprovalPermissionDenied(_("Your role only reads; it cannot decide approvals."))
     instance = _lock_instance(actor, seen.instance_id)
     task = ApprovalTask.objects.select_related("step", "assignee", "on_behalf_of").get(pk=seen.pk)
     if task.assignee_id != actor.pk:
@@ -803,8 +809,6 @@ def _check_new_signer(instance, step, user, *, field: str) -> None:
         raise ApprovalInputInvalid(
             errors=[{"field": field, "message": _("%(user)s already has a task at this node.") % {"user": user}}]
         )
-    from eoms.accounts.selectors import is_read_only
-
     if is_read_only(user):
         raise ApprovalInputInvalid(
             errors=[{"field": field, "message": _("%(user)s cannot decide approvals.") % {"user": user}}]
@@ -952,7 +956,7 @@ def _locked_step(step_id):
     step = ApprovalStep.objects.filter(pk=step_id).values_list("instance_id", flat=True).first()
     if step is None:
         return None, None
-    instance = ApprovalInstance.objects.select_for_update().select_related("definition", "initiator").get(pk=step)
+    instance = lock_instance(step)
     return instance, ApprovalStep.objects.get(pk=step_id)
 
 
@@ -960,6 +964,8 @@ def _locked_step(step_id):
 def _remind(step_id, now) -> int:
     instance, step = _locked_step(step_id)
     if step is None or step.state != StepState.ACTIVE or step.reminded_at is not None:
+        return 0
+    if instance.state != InstanceState.RUNNING:
         return 0
     step.reminded_at = now
     step.save(update_fields=["reminded_at"])
@@ -1152,9 +1158,7 @@ def migrate_instances(*, actor, from_id, to_id, instance_ids=None) -> list[dict]
     for instance_id in ids.values_list("pk", flat=True):
         if wanted is not None and str(instance_id) not in wanted:
             continue
-        instance = (
-            ApprovalInstance.objects.select_for_update().select_related("definition", "initiator").get(pk=instance_id)
-        )
+        instance = lock_instance(instance_id)
         if instance.state != InstanceState.RUNNING or instance.definition_id != source.pk:
             continue
         moves, restart = _moves(instance, target)

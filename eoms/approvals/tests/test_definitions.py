@@ -155,6 +155,11 @@ def test_approvers_that_can_be_empty(world):
     ]
 
 
+def test_a_read_only_role_cannot_approve_but_may_be_copied(world):
+    doc = flow(approval("audit", "role", role=Role.AUDITOR), cc("copy", "role", role=Role.AUDITOR))
+    assert messages(world, doc) == [("node:audit", "Node “AUDIT”: the role auditor only reads; it cannot approve.")]
+
+
 def test_source_settings_must_be_complete(world):
     doc = flow(
         approval("r", "role", role=""),

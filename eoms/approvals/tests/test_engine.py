@@ -1133,3 +1133,40 @@ def test_users_cannot_take_the_engines_transitions(world):
         with pytest.raises(OrderPermissionDenied):
             orders.transition_order(actor=world.admin, order_id=order.id, name=name, comment="x")
     assert state_of(order) == OrderState.PENDING_APPROVAL
+
+
+# --- read-only users -------------------------------------------------------------------------------
+
+
+def test_auditors_are_never_asked_to_decide(world):
+    alice = user("alice")
+    publish(
+        world, flow(approval("legal", "users", users=[world.auditor, alice], mode="all"), approval("pick", "picked"))
+    )
+    order = world.order(OrderState.QUOTING)
+    with pytest.raises(ApprovalInputInvalid) as caught:
+        submit(world, order, picked={"pick": str(world.auditor.pk)})
+    assert caught.value.errors == [{"field": "picked.pick", "message": f"{world.auditor} cannot decide approvals."}]
+    _order, inst = submit(world, order, picked={"pick": str(world.approver.pk)})
+    assert tasks(inst) == [("legal", "alice", "pending", "approver", None)]
+
+
+def test_a_user_who_became_read_only_cannot_decide_their_task(world):
+    from django.contrib.auth.models import Group
+
+    publish(world, flow(approval("review", "role")))
+    order, inst = submit(world)
+    task = pending(inst, "approver1")
+    world.approver.groups.add(Group.objects.get_or_create(name=Role.AUDITOR)[0])
+    from eoms.accounts.selectors import get_active_user
+
+    again = get_active_user(world.approver.pk)  # roles are cached per user object
+    with pytest.raises(ApprovalPermissionDenied) as caught:
+        decide_task(actor=again, task_id=task.id, decision="approve")
+    assert caught.value.detail == "Your role only reads; it cannot decide approvals."
+    assert state_of(order) == OrderState.PENDING_APPROVAL
+
+
+def test_a_malformed_task_id_in_a_bulk_decision_is_not_found(world):
+    results = bulk_decide(actor=world.approver, task_ids=["nope"], decision="approve")
+    assert [(r["task_id"], r["ok"], r["code"]) for r in results] == [("nope", False, "approval.task_not_found")]
