@@ -544,7 +544,6 @@ def test_after_approval_the_order_page_shows_the_approval_timeline(world, client
     assert Order.objects.get(pk=order.pk).state == OrderState.APPROVED
 
 
-@pytest.mark.skip(reason="engine bug, reported to the lead: access_task lets ValidationError out for a malformed id")
 def test_bulk_decide_reports_a_malformed_task_id_as_one_failed_item(world):
     from eoms.approvals.services import bulk_decide
 
