@@ -95,6 +95,9 @@ class Context:
     now: datetime = field(default_factory=timezone.now)
     on_behalf_of: object = None
     comment: str = ""
+    # The last node this walk passed was passed by a rule of the flow (no approver, a timeout):
+    # reaching the end then is the system's completion, not the person who set the walk off.
+    passed_by_system: bool = False
 
     @functools.cached_property
     def adapter(self):
@@ -130,9 +133,18 @@ class Context:
             at=self.now,
         )
 
-    def emit(self, event_cls, *, audit_action: str | None = None, changes: dict | None = None, **fields):
+    def emit(
+        self,
+        event_cls,
+        *,
+        audit_action: str | None = None,
+        changes: dict | None = None,
+        system: bool = False,
+        **fields,
+    ):
         """Publish an event of this instance (audit entry + outbox message). `audit_action` names the
-        audit entry when it differs from the event type (an event may have a field called action)."""
+        audit entry when it differs from the event type (an event may have a field called action);
+        `system`: the flow's rule did it, audited without an actor."""
         return emit(
             event_cls(
                 instance_id=self.instance.pk,
@@ -141,7 +153,7 @@ class Context:
                 subject_repr=self.instance.subject_repr,
                 **fields,
             ),
-            actor=self.actor,
+            actor=None if system else self.actor,
             action=audit_action,
             object_repr=self.instance.subject_repr,
             changes=changes,
@@ -383,11 +395,12 @@ def enter(ctx: Context, element_id: str, *, reason: str = "") -> None:
     while instance.state == InstanceState.RUNNING:
         element = ctx.flow.elements[element_id]
         if element.kind == "end":
-            complete(ctx, "approved")
+            complete(ctx, "approved", system=ctx.passed_by_system or ctx.actor is None)
             return
         if element.kind == "approval":
             if _activate_approval(ctx, element, reason):
                 return  # waiting for decisions
+            ctx.passed_by_system = True
             element_id, reason = element.next, ""
         elif element.kind == "cc":
             _send_cc(ctx, element, reason)
@@ -501,9 +514,10 @@ def _activate_approval(ctx: Context, element: Element, reason: str) -> bool:
             decision="approve" if approve else "reject",
             by_system=True,
             changes={"node": node.name, "rule": rule, "reason": why},
+            system=True,
         )
         if not approve:
-            complete(ctx, "rejected", comment=why)
+            complete(ctx, "rejected", comment=why, system=True)
             return True
         return False
     previous = None
@@ -638,15 +652,21 @@ def cancel_active(ctx: Context) -> None:
     steps.update(state=StepState.CANCELLED, finished_at=ctx.now)
 
 
-def complete(ctx: Context, outcome: str, *, comment: str = "") -> None:
-    """End the instance approved or rejected, and tell the subject."""
+def complete(ctx: Context, outcome: str, *, comment: str = "", system: bool = False) -> None:
+    """End the instance approved or rejected, and tell the subject. `system`: a rule of the flow
+    ended it (the last node passed with no approver, a timeout): the timeline, the audit entry and
+    the subject's own history show no actor, not whoever happened to set the walk off."""
     instance = ctx.instance
     cancel_active(ctx)
     instance.state = InstanceState.APPROVED if outcome == "approved" else InstanceState.REJECTED
     instance.finished_at = ctx.now
     instance.save(update_fields=["state", "finished_at", "updated_at", "decided"])
-    ctx.action(ActionKind.COMPLETE, detail={"outcome": outcome})
-    ctx.emit(events.ApprovalCompleted, outcome=outcome, changes={"outcome": outcome})
+    ctx.action(ActionKind.COMPLETE, detail={"outcome": outcome}, system=system)
+    ctx.emit(events.ApprovalCompleted, outcome=outcome, changes={"outcome": outcome}, system=system)
     ctx.adapter.on_outcome(
-        actor=ctx.actor, subject=ctx.subject, outcome=outcome, comment=comment or ctx.comment, instance=instance
+        actor=None if system else ctx.actor,
+        subject=ctx.subject,
+        outcome=outcome,
+        comment=comment or ctx.comment,
+        instance=instance,
     )

@@ -1033,7 +1033,7 @@ def _time_out(step_id, now) -> int:
         if node.on_timeout == "approve":
             enter(ctx, ctx.flow.elements[step.node_id].next)
         else:
-            engine.complete(ctx, "rejected", comment=rule)
+            engine.complete(ctx, "rejected", comment=rule, system=True)
     return 1
 
 

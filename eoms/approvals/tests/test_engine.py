@@ -258,6 +258,34 @@ def test_empty_source_with_if_empty_approve_passes_the_node_by_the_system(world)
     assert tasks(inst) == [("review", "approver1", "pending", "approver", None)]
 
 
+def test_a_flow_passed_entirely_by_its_rules_is_approved_by_the_system(world):
+    publish(world, flow(approval("boss", "manager", levels=1, if_empty="approve")))
+    order = world.order(OrderState.QUOTING)
+    m = mark()
+    order, inst = submit(world, order)
+    inst.refresh_from_db()
+    assert (inst.state, state_of(order)) == ("approved", OrderState.APPROVED)
+    assert actions(inst) == [("submit", "pm1", ""), ("auto_approve", None, "boss"), ("complete", None, "")]
+    history = order.history.order_by("-at", "-id").first()
+    assert (history.transition, history.actor) == ("approve", None)  # not the submitter
+    assert m.events() == [
+        *SUBMITTED,
+        "approvals.task_decided",
+        "approvals.approval_completed",
+        "orders.order_transitioned",
+    ]
+    from eoms.core.models import AuditEntry
+
+    last = list(AuditEntry.objects.filter(seq__gt=m.seq).order_by("seq").values_list("action", "actor_id"))
+    assert last == [
+        ("orders.submit", world.pm.pk),
+        ("approvals.approval_started", world.pm.pk),
+        ("approvals.task_decided", None),
+        ("approvals.approval_completed", None),
+        ("orders.approve", None),
+    ]
+
+
 def test_an_approval_node_left_without_approvers_never_passes_silently(world):
     """A named user deactivated after publishing leaves the node empty; with no fallback chosen
     the administrators decide (an automatic approval must be asked for)."""
@@ -387,7 +415,9 @@ def test_nobody_at_all_can_decide_rejects_by_the_system(world):
     inst.refresh_from_db()
     assert (inst.state, state_of(order)) == ("rejected", OrderState.REJECTED)
     assert steps(inst) == [("boss", "approval", "rejected", 1)]
-    assert actions(inst) == [("submit", "admin1", ""), ("auto_reject", None, "boss"), ("complete", "admin1", "")]
+    assert actions(inst) == [("submit", "admin1", ""), ("auto_reject", None, "boss"), ("complete", None, "")]
+    history = order.history.order_by("-at", "-id").first()
+    assert (history.transition, history.actor) == ("reject", None)
     assert ApprovalAction.objects.get(instance=inst, kind="auto_reject").detail["rule"] == "no_approver"
 
 
