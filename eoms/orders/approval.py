@@ -2,17 +2,21 @@
 roles are, and what an approval's outcome does to the order. Registered in OrdersConfig.ready()."""
 
 import uuid
+from decimal import Decimal
 
+from django.db.models import Count, Sum
 from django.urls import reverse
+from django.utils.translation import gettext as gettext_now
 from django.utils.translation import gettext_lazy as _
 
 from eoms.accounts.roles import ProjectRole
 from eoms.accounts.selectors import members_with_role
 from eoms.approvals.subjects import FieldSpec, Subject
 
-from . import policies
+from . import policies, selectors
 from .errors import OrderNotFound
 from .models import Order, OrderKind, TaxRate
+from .state import BY_NAME, OrderState
 
 __all__ = ["OrderSubject"]
 
@@ -133,8 +137,49 @@ class OrderSubject:
 
         set_approval_owner(order_id=subject.obj.pk, owner=task.assignee)
 
+    def page_context(self, subject: Subject) -> dict:
+        return _order_context(subject.obj)
+
     def recent(self, limit: int) -> list[Subject]:
         orders = Order.objects.select_related("project", "project__project_type", "customer", "created_by").order_by(
             "-created_at"
         )[:limit]
         return [self._subject(o) for o in orders]
+
+
+def _budget(order) -> dict:
+    """What the order holds of money: its amount with tax, and the room its subcontracts leave
+    (and, for a subcontract, the room left in its parent). Cancelled subcontracts take no room."""
+
+    def taken(parent) -> tuple[Decimal, int]:
+        row = parent.children.exclude(state=OrderState.CANCELLED).aggregate(
+            total=Sum("contract_amount"), count=Count("id")
+        )
+        return row["total"] or Decimal("0.00"), row["count"]
+
+    children, count = taken(order)
+    budget = {
+        "amount": order.contract_amount,
+        "tax_rate": order.tax_rate,
+        "tax": order.tax_amount,
+        "net": order.net_amount,
+        "children": children,
+        "children_count": count,
+        "room": order.contract_amount - children,
+        "parent": order.parent,
+    }
+    if order.parent_id:
+        budget["parent_room"] = order.parent.contract_amount - taken(order.parent)[0]
+    return budget
+
+
+def _order_context(order) -> dict:
+    """The order's part of the approval task page: the order, its budget and its history."""
+    timeline = selectors.order_timeline(order)
+    for entry in timeline:
+        t = BY_NAME.get(entry.transition)
+        entry.label = (
+            str(t.label) if t else (gettext_now("Created") if entry.transition == "create" else entry.transition)
+        )
+        entry.to_label = str(OrderState(entry.to_state).label) if entry.to_state in OrderState.values else ""
+    return {"order": order, "budget": _budget(order), "order_timeline": list(reversed(timeline))}

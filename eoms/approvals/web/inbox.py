@@ -8,12 +8,10 @@ call one service, render. A domain error is shown on the page, translated, never
 
 import uuid
 from collections import defaultdict
-from decimal import Decimal
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db.models import Count, Sum
 from django.http import FileResponse, Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -269,45 +267,6 @@ def bulk_decide(request):
 # ---------------------------------------------------------------------------------------------- task page
 
 
-def _budget(order) -> dict:
-    """What the order holds of money: its amount with tax, and the room its subcontracts leave
-    (and, for a subcontract, the room left in its parent). Cancelled subcontracts take no room."""
-    from eoms.orders.state import OrderState
-
-    def taken(parent) -> tuple[Decimal, int]:
-        row = parent.children.exclude(state=OrderState.CANCELLED).aggregate(
-            total=Sum("contract_amount"), count=Count("id")
-        )
-        return row["total"] or Decimal("0.00"), row["count"]
-
-    children, count = taken(order)
-    budget = {
-        "amount": order.contract_amount,
-        "tax_rate": order.tax_rate,
-        "tax": order.tax_amount,
-        "net": order.net_amount,
-        "children": children,
-        "children_count": count,
-        "room": order.contract_amount - children,
-        "parent": order.parent,
-    }
-    if order.parent_id:
-        budget["parent_room"] = order.parent.contract_amount - taken(order.parent)[0]
-    return budget
-
-
-def _order_context(order) -> dict:
-    from eoms.orders import selectors as order_selectors
-    from eoms.orders.state import BY_NAME, OrderState
-
-    timeline = order_selectors.order_timeline(order)
-    for entry in timeline:
-        t = BY_NAME.get(entry.transition)
-        entry.label = str(t.label) if t else (_("Created") if entry.transition == "create" else entry.transition)
-        entry.to_label = str(OrderState(entry.to_state).label) if entry.to_state in OrderState.values else ""
-    return {"order": order, "budget": _budget(order), "order_timeline": list(reversed(timeline))}
-
-
 def _route(instance, flow, subject, steps, tasks_by_step, current_node: str) -> list[dict]:
     """The stages of the flow for this object, in order, each with what happened there so far
     (the latest visit) or who would decide it next."""
@@ -461,8 +420,11 @@ def _task_context(request, task, *, forms=None, comment_form=None, error=None, o
         "error": error,
         "overdue": bool(task.step.due_at and task.step.due_at < timezone.now() and task.state == TaskState.PENDING),
     }
-    if subject is not None and instance.subject_type == "orders.order":
-        context.update(_order_context(subject.obj))
+    if subject is not None:
+        # What the object shows on the task page (an order: its budget and history) comes from its
+        # context, through the subject adapter: approvals knows no business context.
+        page_context = getattr(get_adapter(instance.subject_type), "page_context", None)
+        context.update(page_context(subject) if page_context else {})
     return context
 
 
