@@ -1200,3 +1200,77 @@ def test_a_user_who_became_read_only_cannot_decide_their_task(world):
 def test_a_malformed_task_id_in_a_bulk_decision_is_not_found(world):
     results = bulk_decide(actor=world.approver, task_ids=["nope"], decision="approve")
     assert [(r["task_id"], r["ok"], r["code"]) for r in results] == [("nope", False, "approval.task_not_found")]
+
+
+def test_returns_around_a_parallel_block(world):
+    alice = user("alice")
+    publish(
+        world,
+        flow(
+            approval("intake", "users", users=[alice]),
+            parallel(
+                "checks",
+                branch("money", [approval("finance", "users", users=[world.finance])]),
+                branch("technical", [approval("tech", "users", users=[world.engineer])]),
+            ),
+            approval("final", "role"),
+        ),
+    )
+    order, inst = submit(world)
+    approve(inst, "alice")
+    approve(inst, "finance1")
+    with pytest.raises(ApprovalInputInvalid) as inside:
+        reject(inst, "engineer1", return_to="finance")
+    assert inside.value.errors == [
+        {
+            "field": "return_to",
+            "message": "Inside a parallel block, return to the initiator or to a node before the block.",
+        }
+    ]
+    approve(inst, "engineer1")
+    with pytest.raises(ApprovalInputInvalid) as into:
+        reject(inst, "approver1", return_to="tech")
+    assert into.value.errors == [
+        {"field": "return_to", "message": "“TECH” is inside a parallel block; return to a node before the block."}
+    ]
+    # Back to before the block: the whole block runs again in the next round.
+    reject(inst, "approver1", return_to="intake")
+    approve(inst, "alice")
+    assert open_tasks(inst) == [("finance", "finance1", "pending"), ("tech", "engineer1", "pending")]
+    # To the initiator from inside the block: the resubmission runs the block again.
+    reject(inst, "engineer1", return_to="initiator")
+    inst.refresh_from_db()
+    assert (inst.resume_node, state_of(order)) == ("checks", OrderState.QUOTING)
+    order, inst = submit(world, order)
+    assert open_tasks(inst) == [("finance", "finance1", "pending"), ("tech", "engineer1", "pending")]
+    approve(inst, "finance1")
+    approve(inst, "engineer1")
+    approve(inst, "approver1")
+    assert state_of(order) == OrderState.APPROVED
+    assert [s for s in steps(inst) if s[1] == "join"] == [
+        ("checks::join", "join", "passed", 1),
+        ("checks::join", "join", "passed", 1),
+        ("checks::join", "join", "passed", 3),
+        ("checks::join", "join", "passed", 3),
+    ]
+
+
+def test_task_boxes_and_counts(world):
+    from eoms.approvals.selectors import TaskFilters, list_tasks, task_counts
+
+    from .scenarios import cc
+
+    publish(world, flow(cc("inform", users=[world.approver]), approval("review", "role")))
+    _o1, one = submit(world)
+    _o2, two = submit(world, title="第二个订单")
+    approve(two, "approver1")
+
+    def box(name, **kw):
+        return [t.instance_id for t in list_tasks(actor=world.approver, filters=TaskFilters(box=name, **kw))]
+
+    assert box("pending") == [one.id]
+    assert box("done") == [two.id]
+    assert sorted(box("cc")) == sorted([one.id, two.id])
+    assert box("pending", q="第二个") == []
+    assert box("nonsense") == []
+    assert task_counts(actor=world.approver) == {"pending": 1, "done": 1, "cc": 2, "unread_cc": 2, "delegated": 0}
