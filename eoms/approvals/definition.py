@@ -326,6 +326,89 @@ def _interval_empty(group: list[Rule], fields: dict[str, FieldSpec]) -> bool:
     return False
 
 
+@dataclass
+class _Bounds:
+    """What an AND-group of rules says about one field: the values it allows (eq / in; None: not
+    limited that way), the values it excludes (ne / not_in) and, for numbers, an interval."""
+
+    allowed: set | None = None
+    excluded: set = field(default_factory=set)
+    low: tuple | None = None  # (value, strict)
+    high: tuple | None = None
+
+
+def _bounds(group: list[Rule], fields: dict[str, FieldSpec]) -> dict[str, _Bounds] | None:
+    """Per field, what the group allows; None when a value is malformed (no conclusion drawn)."""
+    out: dict[str, _Bounds] = {}
+    for r in group:
+        spec = fields.get(r.field)
+        numeric = spec is not None and spec.type in ("decimal", "int")
+        values = [_as_decimal(v) for v in _values(r)] if numeric else list(_values(r))
+        if any(v is None for v in values):
+            return None
+        b = out.setdefault(r.field, _Bounds())
+        if r.operator in ("eq", "in"):
+            b.allowed = set(values) if b.allowed is None else b.allowed & set(values)
+        elif r.operator in ("ne", "not_in"):
+            b.excluded |= set(values)
+        elif numeric and r.operator in ("gt", "gte"):
+            v = (values[0], r.operator == "gt")
+            if b.low is None or v[0] > b.low[0] or (v[0] == b.low[0] and v[1]):
+                b.low = v
+        elif numeric and r.operator in ("lt", "lte"):
+            v = (values[0], r.operator == "lt")
+            if b.high is None or v[0] < b.high[0] or (v[0] == b.high[0] and v[1]):
+                b.high = v
+    return out
+
+
+def _within(value, b: _Bounds) -> bool:
+    if b.low is not None and (value < b.low[0] or (value == b.low[0] and b.low[1])):
+        return False
+    if b.high is not None and (value > b.high[0] or (value == b.high[0] and b.high[1])):
+        return False
+    return value not in b.excluded
+
+
+def _implies(b: _Bounds | None, r: Rule, spec: FieldSpec | None) -> bool:
+    """Whether every value a field's bounds allow satisfies rule `r` (False when unsure)."""
+    if b is None:
+        return False
+    numeric = spec is not None and spec.type in ("decimal", "int")
+    values = [_as_decimal(v) for v in _values(r)] if numeric else list(_values(r))
+    if any(v is None for v in values):
+        return False
+    if b.allowed is not None:
+        # A finite set of values: test each one (none left: a contradiction, reported elsewhere).
+        allowed = {v for v in b.allowed if (_within(v, b) if numeric else v not in b.excluded)}
+        return bool(allowed) and all(_test(r, str(v), spec) for v in allowed)
+    if r.operator in ("ne", "not_in"):
+        return set(values) <= b.excluded or (
+            numeric and all(not _within(v, _Bounds(low=b.low, high=b.high)) for v in values)
+        )
+    if not numeric:
+        return False
+    v = values[0]
+    if r.operator == "gte":
+        return b.low is not None and b.low[0] >= v
+    if r.operator == "gt":
+        return b.low is not None and (b.low[0] > v or (b.low[0] == v and b.low[1]))
+    if r.operator == "lte":
+        return b.high is not None and b.high[0] <= v
+    if r.operator == "lt":
+        return b.high is not None and (b.high[0] < v or (b.high[0] == v and b.high[1]))
+    return False
+
+
+def _group_implies(group: list[Rule], earlier: list[Rule], fields: dict[str, FieldSpec]) -> bool:
+    """True when every case `group` holds for, `earlier` holds for too (conservative: False when
+    it cannot tell)."""
+    bounds = _bounds(group, fields)
+    if bounds is None:
+        return False
+    return all(_implies(bounds.get(r.field), r, fields.get(r.field)) for r in earlier)
+
+
 def _condition_key(condition: Condition) -> frozenset:
     return frozenset(frozenset((r.field, r.operator, tuple(_values(r))) for r in group) for group in condition.any_of)
 
@@ -515,6 +598,7 @@ def validate_document(
                         % {"node": node.name},
                     )
                 earlier: list[frozenset] = []
+                taken: list[Branch] = []
                 for branch in node.branches:
                     if branch.id in seen:
                         note(branch.id, _("Two nodes share the id “%(id)s”; ids must be unique.") % {"id": branch.id})
@@ -528,9 +612,11 @@ def validate_document(
                     elif branch.when is None:
                         note(branch.id, _("Branch “%(node)s”: give it a condition.") % {"node": branch.name})
                     else:
+                        before = len(problems)
                         for group in branch.when.any_of:
                             for rule in group:
                                 check_rule(branch.id, branch.name, rule)
+                        sound = len(problems) == before  # no conclusion is drawn from a broken rule
                         if all(_interval_empty(g, fields) for g in branch.when.any_of):
                             note(
                                 branch.id,
@@ -544,7 +630,29 @@ def validate_document(
                                 _("Branch “%(node)s” is unreachable: an earlier branch has the same condition.")
                                 % {"node": branch.name},
                             )
+                        else:
+                            # Shadowed: each of its cases is taken by an earlier branch first (e.g.
+                            # "amount ≥ 500,000" listed before "amount ≥ 5,000,000").
+                            covering = []
+                            for group in branch.when.any_of:
+                                by = next(
+                                    (e for e in taken if any(_group_implies(group, g, fields) for g in e.when.any_of)),
+                                    None,
+                                )
+                                covering.append(by)
+                            never = all(_interval_empty(g, fields) for g in branch.when.any_of)
+                            if sound and taken and all(covering) and not never:
+                                note(
+                                    branch.id,
+                                    _(
+                                        "Branch “%(node)s” is unreachable: "
+                                        "the earlier branch “%(other)s” takes every case."
+                                    )
+                                    % {"node": branch.name, "other": covering[0].name},
+                                )
                         earlier.append(key)
+                        if sound:
+                            taken.append(branch)
                     visit(branch.nodes, inside_parallel)
             elif node.type == "parallel":
                 if len(node.branches) < 2:

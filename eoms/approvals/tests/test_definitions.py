@@ -91,6 +91,54 @@ def test_same_condition_as_an_earlier_branch_is_unreachable(world):
     ]
 
 
+def shadow(world, first, second):
+    ApprovalDefinition.objects.filter(key="check").delete()
+    doc = amount_branch(branch("first", [], first), branch("second", [], second), branch("rest", [], default=True))
+    return messages(world, doc)
+
+
+SHADOWED = [("node:second", "Branch “SECOND” is unreachable: the earlier branch “FIRST” takes every case.")]
+
+
+def test_thresholds_listed_in_the_wrong_order_leave_a_branch_unreachable(world):
+    large = condition([rule("amount", "gte", "500000")])
+    huge = condition([rule("amount", "gte", "5000000")])
+    assert shadow(world, large, huge) == SHADOWED
+    assert shadow(world, huge, large) == []
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "shadowed"),
+    [
+        ([rule("customer_grade", "in", ["A", "B"])], [rule("customer_grade", "eq", "A")], True),
+        ([rule("customer_grade", "eq", "A")], [rule("customer_grade", "in", ["A", "B"])], False),
+        ([rule("amount", "gte", "1000000")], [rule("amount", "gte", "2000000"), rule("kind", "eq", "design")], True),
+        ([rule("amount", "gte", "1000000"), rule("kind", "eq", "design")], [rule("amount", "gte", "2000000")], False),
+        ([rule("region", "ne", "east")], [rule("region", "eq", "north")], True),
+        ([rule("region", "ne", "east")], [rule("region", "not_in", ["east", "north"])], True),
+        ([rule("region", "not_in", ["east", "north"])], [rule("region", "ne", "east")], False),
+        ([rule("amount", "lt", "500000")], [rule("amount", "lt", "100000")], True),
+        ([rule("amount", "lt", "500000")], [rule("amount", "lte", "500000")], False),
+        ([rule("amount", "gt", "100")], [rule("amount", "gte", "100")], False),
+        ([rule("amount", "gt", "100")], [rule("amount", "gte", "100.01")], True),
+        ([rule("amount", "gte", "100"), rule("amount", "lte", "200")], [rule("amount", "eq", "150")], True),
+        ([rule("amount", "gte", "100"), rule("amount", "lte", "200")], [rule("amount", "in", ["150", "250"])], False),
+        ([rule("title", "contains", "道路")], [rule("title", "eq", "市政道路工程")], True),
+        ([rule("title", "contains", "道路")], [rule("title", "contains", "市政道路")], False),  # cannot tell: kept
+    ],
+)
+def test_a_branch_shadowed_by_an_earlier_one(world, first, second, shadowed):
+    assert shadow(world, condition(first), condition(second)) == (SHADOWED if shadowed else [])
+
+
+def test_a_branch_with_one_case_left_open_is_reachable(world):
+    earlier = condition([rule("amount", "gte", "1000000")])
+    either = condition([rule("amount", "gte", "2000000")], [rule("customer_grade", "eq", "A")])
+    assert shadow(world, earlier, either) == []
+    both_covered = condition([rule("amount", "gte", "2000000")], [rule("amount", "gte", "3000000")])
+    assert shadow(world, earlier, both_covered) == SHADOWED
+
+
 def test_a_branch_set_needs_exactly_one_default(world):
     message = "Branch “ROUTE”: exactly one branch must be the default (taken when no condition holds)."
     without = amount_branch(
