@@ -73,6 +73,7 @@ __all__ = [
     "transfer_task",
     "add_signer",
     "withdraw_approval",
+    "end_for_subject",
     "nudge_approval",
     "comment_approval",
     "process_timers",
@@ -855,6 +856,30 @@ def add_signer(*, actor, task_id, user, position: str, comment: str = "") -> App
     if new.state == TaskState.PENDING:
         engine.task_created(ctx, new, node)
     return new
+
+
+@transaction.atomic
+def end_for_subject(*, actor, subject_type: str, subject_id, comment: str = "") -> ApprovalInstance | None:
+    """The object left approval on its own side (an order cancelled while in approval, or while
+    returned for revision): its running or returned approval ends as withdrawn, its open tasks are
+    cancelled, so nobody is left with a task that can no longer be decided. The subject is not
+    called back (it has already moved). The owning context calls this inside its own transaction;
+    answers the instance ended, or None when there was none."""
+    existing = current_instance(subject_type, subject_id)
+    if existing is None:
+        return None
+    instance = lock_instance(existing.pk)
+    if instance.state not in (InstanceState.RUNNING, InstanceState.RETURNED):
+        return None
+    ctx = _context(actor, instance, comment=_clean_comment(comment))
+    engine.cancel_active(ctx)
+    instance.state = InstanceState.WITHDRAWN
+    instance.finished_at = ctx.now
+    instance.resume_node = ""
+    instance.save(update_fields=["state", "finished_at", "resume_node", "updated_at"])
+    ctx.action(ActionKind.WITHDRAW, comment=ctx.comment, detail={"cause": "subject_ended"})
+    ctx.emit(events.ApprovalWithdrawn, changes={"comment": ctx.comment, "cause": "subject_ended"})
+    return instance
 
 
 @transaction.atomic

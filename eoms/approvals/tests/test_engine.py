@@ -1274,3 +1274,21 @@ def test_task_boxes_and_counts(world):
     assert box("pending", q="第二个") == []
     assert box("nonsense") == []
     assert task_counts(actor=world.approver) == {"pending": 1, "done": 1, "cc": 2, "unread_cc": 2, "delegated": 0}
+
+
+def test_an_order_cancelled_in_approval_leaves_no_open_task(world):
+    """orders' cancel transition ends the approval through end_for_subject (called here as the
+    orders context calls it; a second call finds nothing to end)."""
+    from eoms.approvals.selectors import TaskFilters, list_tasks
+    from eoms.approvals.services import end_for_subject
+
+    publish(world, flow(approval("review", "role")))
+    order, inst = submit(world)
+    orders.transition_order(actor=world.pm, order_id=order.id, name="cancel", comment="客户取消")
+    end_for_subject(actor=world.pm, subject_type="orders.order", subject_id=order.id, comment="客户取消")
+    inst.refresh_from_db()
+    assert (inst.state, state_of(order)) == ("withdrawn", OrderState.CANCELLED)
+    assert tasks(inst) == [("review", "approver1", "cancelled", "approver", None)]
+    assert ApprovalAction.objects.get(instance=inst, kind="withdraw").detail == {"cause": "subject_ended"}
+    assert list(list_tasks(actor=world.approver, filters=TaskFilters(box="pending"))) == []
+    assert end_for_subject(actor=world.pm, subject_type="orders.order", subject_id=order.id) is None
