@@ -14,7 +14,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from eoms.accounts.roles import Role
+from eoms.accounts.roles import READ_ONLY_ROLES, Role
 from eoms.accounts.selectors import is_read_only, managers_of, resolve_deputy, users_with_role
 from eoms.core.events import emit
 from eoms.core.workcalendar import add_working_hours
@@ -186,6 +186,18 @@ def valid_ids(ids) -> list[str]:
     return out
 
 
+def _without_read_only(candidates: list[Candidate]) -> list[Candidate]:
+    """The candidates who may decide: read-only users (auditors) left out, in one query."""
+    if not candidates:
+        return candidates
+    read_only = set(
+        get_user_model()
+        .objects.filter(pk__in=[c.user.pk for c in candidates], groups__name__in=READ_ONLY_ROLES)
+        .values_list("pk", flat=True)
+    )
+    return [c for c in candidates if c.user.pk not in read_only]
+
+
 def _found(src, node, *, subject: Subject, initiator, picked: dict) -> list[Candidate]:
     """The users an approver source names, in order, before any guard or delegation."""
     User = get_user_model()
@@ -239,11 +251,11 @@ def resolve_approvers(node, *, subject: Subject, initiator, picked: dict, on) ->
     src = node.approvers if node.type == "approval" else node.recipients
     unique: list[Candidate] = []
     for c in _found(src, node, subject=subject, initiator=initiator, picked=picked):
-        # An auditor (read-only) is copied but never asked to decide: they could not.
-        if node.type == "approval" and is_read_only(c.user):
-            continue
         if all(c.user.pk != u.user.pk for u in unique):
             unique.append(c)
+    if node.type == "approval":
+        # An auditor (read-only) is copied but never asked to decide: they could not.
+        unique = _without_read_only(unique)
     guarded = node.type == "approval" and not node.allow_self_approval
     if guarded and any(c.user.pk == initiator.pk for c in unique):
         # The initiator never approves their own request: their manager decides in their place.
@@ -268,11 +280,9 @@ def resolve_approvers(node, *, subject: Subject, initiator, picked: dict, on) ->
             # "admins", and also a node published without a fallback whose approvers have gone since
             # (a named user deactivated, a role emptied, a pick missing): a person decides, never
             # an automatic approval nobody asked for.
-            unique = [
-                Candidate(u, _("no approver was found; administrators decide"))
-                for u in _admins()
-                if not is_read_only(u)
-            ]
+            unique = _without_read_only(
+                [Candidate(u, _("no approver was found; administrators decide")) for u in _admins()]
+            )
             if guarded:
                 unique = [c for c in unique if c.user.pk != initiator.pk]
             note = "admins" if unique else "none"

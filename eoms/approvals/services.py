@@ -438,7 +438,12 @@ def _check_picked(doc, picked, initiator, *, route: set[str] | None = None) -> d
     return picked
 
 
-def _route(definition, subject) -> set[str]:
+def _route(definition, subject) -> set[str] | None:
+    """The nodes the object would pass on `definition` (for the picks it needs); None (no walk)
+    when the flow has no picked approver at all."""
+    doc = engine.document_of(definition)
+    if not any(n.type == "approval" and n.approvers.source == "picked" for n, _i, _p in walk_nodes(doc.nodes)):
+        return None
     adapter = get_adapter(definition.subject_type)
     fields = {f.name: f for f in adapter.fields()}
     return engine.route_nodes(engine.flow_of(definition), facts=subject.facts, fields=fields)
@@ -509,16 +514,19 @@ def start_approval(*, actor, subject_type: str, subject_id, picked: dict | None 
 
 
 def _pending_task_for(actor, task_id) -> tuple[ApprovalInstance, ApprovalTask]:
-    """Lock the task's instance, then read the task afresh: the order that serialises decisions."""
+    """Lock the task's instance, then read the task afresh: the order that serialises decisions.
+    404 for a task the actor may not see, 403 for someone else's task (a task's assignee never
+    changes: a transfer makes a new task) or a read-only actor, 409 for a task no longer pending."""
     from .selectors import access_task
 
     seen = access_task(actor, task_id)
     if is_read_only(actor):
         raise ApprovalPermissionDenied(_("Your role only reads; it cannot decide approvals."))
-    instance = _lock_instance(actor, seen.instance_id)
+    if seen.assignee_id != actor.pk:
+        raise ApprovalPermissionDenied(_("This task is %(user)s's, not yours.") % {"user": seen.assignee})
+    # Holding the task is what lets the assignee see the object: no second visibility check.
+    instance = lock_instance(seen.instance_id)
     task = ApprovalTask.objects.select_related("step", "assignee", "on_behalf_of").get(pk=seen.pk)
-    if task.assignee_id != actor.pk:
-        raise ApprovalPermissionDenied(_("This task is %(user)s's, not yours.") % {"user": task.assignee})
     if task.state != TaskState.PENDING or instance.state != InstanceState.RUNNING:
         raise TaskNotPending(
             _("This task is already %(state)s; nothing was changed.") % {"state": task.get_state_display()},
@@ -664,7 +672,7 @@ def decide_task(
             ApprovalTask.objects.filter(pk=follower.pk).update(state=TaskState.PENDING, version=F("version") + 1)
             follower.state = TaskState.PENDING
             engine.task_created(ctx, follower, node)
-    settle_step(ctx, ApprovalStep.objects.get(pk=task.step_id))
+    settle_step(ctx, task.step)  # read after the instance lock: current
     return task
 
 
