@@ -423,7 +423,13 @@ def _transition(
         problem = guard.check(order)
         if problem:
             raise GuardFailed(problem, code=guard.code)
+    previous_state = order.state
     order = _apply(order, transition, actor=actor, comment=comment, added=added)
+    if transition.name == "cancel" and previous_state in (OrderState.PENDING_APPROVAL, OrderState.QUOTING):
+        # An order cancelled in approval (or returned for revision) leaves no task nobody can decide.
+        from eoms.approvals.services import end_for_subject
+
+        end_for_subject(actor=actor, subject_type=SUBJECT_TYPE, subject_id=order.id, comment=comment)
     if transition.name == "submit":
         from eoms.approvals.services import start_approval
 

@@ -789,7 +789,6 @@ def test_diagram_modes_and_sources_in_words(english):
     }
 
 
-@pytest.mark.skip(reason="services.simulate walks the route with the viewer as the initiator (reported to the lead)")
 def test_simulation_by_an_admin_applies_the_self_approval_guard_to_the_order_creator(world, client_for):
     # The PM created the order, so the PM may not approve it: an administrator's simulation must
     # show the route the PM's submission would take, not the administrator's.

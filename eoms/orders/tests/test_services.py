@@ -576,3 +576,13 @@ def test_create_order_refuses_a_tax_rate_that_is_not_one_of_the_rates(world, rat
         services.create_order(actor=world.pm, project=world.project, title="t", contract_amount="100.00", tax_rate=rate)
     assert [e["field"] for e in refused.value.errors] == ["tax_rate"]
     assert (Order.objects.count(), AuditEntry.objects.count()) == (0, audits)
+
+
+def test_cancelling_an_order_in_approval_ends_its_approval(world):
+    from eoms.approvals.models import ApprovalInstance, ApprovalTask
+
+    order = world.order(OrderState.PENDING_APPROVAL)
+    services.transition_order(actor=world.pm, order_id=order.id, name="cancel", comment="业主取消")
+    instance = ApprovalInstance.objects.get(subject_id=str(order.id))
+    assert instance.state == "withdrawn"
+    assert list(ApprovalTask.objects.filter(instance=instance).values_list("state", flat=True)) == ["cancelled"]
