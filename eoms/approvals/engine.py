@@ -91,13 +91,24 @@ class Context:
 
     actor: object
     instance: ApprovalInstance
-    subject: Subject
+    # Loaded on first use: a decision that only moves to the next named approver never needs it.
+    loaded_subject: Subject | None = None
     now: datetime = field(default_factory=timezone.now)
     on_behalf_of: object = None
     comment: str = ""
     # The last node this walk passed was passed by a rule of the flow (no approver, a timeout):
     # reaching the end then is the system's completion, not the person who set the walk off.
     passed_by_system: bool = False
+
+    @property
+    def subject(self) -> Subject:
+        if self.loaded_subject is None:
+            self.loaded_subject = self.adapter.load(self.instance.subject_id)
+        return self.loaded_subject
+
+    @subject.setter
+    def subject(self, value: Subject) -> None:
+        self.loaded_subject = value
 
     @functools.cached_property
     def adapter(self):
@@ -199,8 +210,11 @@ def _without_read_only(candidates: list[Candidate]) -> list[Candidate]:
 
 
 def _found(src, node, *, subject: Subject, initiator, picked: dict) -> list[Candidate]:
-    """The users an approver source names, in order, before any guard or delegation."""
+    """The users an approver source names, in order, before any guard or delegation. `subject` may
+    be a callable answering it: only the sources that need the object load it."""
     User = get_user_model()
+    if callable(subject) and src.source in ("project_role", "field"):
+        subject = subject()
     if src.source == "users":
         ids = valid_ids(src.users)
         by_id = {str(u.pk): u for u in User.objects.filter(pk__in=ids, is_active=True)}
@@ -482,7 +496,7 @@ def _activate_approval(ctx: Context, element: Element, reason: str) -> bool:
     instance = ctx.instance
     on = timezone.localdate(ctx.now)
     candidates, note = resolve_approvers(
-        node, subject=ctx.subject, initiator=instance.initiator, picked=instance.picked, on=on
+        node, subject=lambda: ctx.subject, initiator=instance.initiator, picked=instance.picked, on=on
     )
     sequential = node.mode == "sequence" or (node.approvers.source == "manager" and node.approvers.chain)
     step = ApprovalStep.objects.create(
@@ -552,7 +566,7 @@ def _activate_approval(ctx: Context, element: Element, reason: str) -> bool:
 def task_created(ctx: Context, task: ApprovalTask, node) -> None:
     hook = getattr(ctx.adapter, "on_task_created", None)
     if hook is not None:
-        hook(ctx.subject, task)
+        hook(ctx.instance.subject_id, task)
     ctx.emit(
         events.ApprovalTaskCreated,
         task_id=task.pk,
@@ -573,7 +587,11 @@ def _send_cc(ctx: Context, element: Element, reason: str) -> None:
     node = element.node
     instance = ctx.instance
     candidates, _note = resolve_approvers(
-        node, subject=ctx.subject, initiator=instance.initiator, picked=instance.picked, on=timezone.localdate(ctx.now)
+        node,
+        subject=lambda: ctx.subject,
+        initiator=instance.initiator,
+        picked=instance.picked,
+        on=timezone.localdate(ctx.now),
     )
     step = ApprovalStep.objects.create(
         instance=instance,
@@ -606,6 +624,13 @@ def _send_cc(ctx: Context, element: Element, reason: str) -> None:
     )
 
 
+def step_tasks(step: ApprovalStep) -> list[tuple[str, str]]:
+    """(kind, state) of every task of the step: as decide_task read them under the instance lock
+    (kept on the step as `_task_rows`), else read now."""
+    rows = getattr(step, "_task_rows", None)
+    return rows if rows is not None else list(step.tasks.values_list("kind", "state"))
+
+
 def step_outcome(step: ApprovalStep) -> str | None:
     """approved, rejected, or None while undecided, from the step's tasks and its mode. Tasks that
     were transferred or cancelled (replaced on escalation) do not count; every added signer must
@@ -614,7 +639,7 @@ def step_outcome(step: ApprovalStep) -> str | None:
     all       every remaining approver approves; one rejection rejects
     sequence  as all (the order is kept by the tasks' `after` links)
     quorum    `needed` approvals pass; rejected once too few approvers are left to reach them"""
-    rows = list(step.tasks.exclude(state__in=(TaskState.TRANSFERRED, TaskState.CANCELLED)).values_list("kind", "state"))
+    rows = [(k, st) for k, st in step_tasks(step) if st not in (TaskState.TRANSFERRED, TaskState.CANCELLED)]
     base = [s for k, s in rows if k == TaskKind.APPROVER]
     added = [s for k, s in rows if k == TaskKind.ADDED]
     approvals = base.count(TaskState.APPROVED)
@@ -648,7 +673,8 @@ def settle_step(ctx: Context, step: ApprovalStep) -> None:
     step.state = StepState.APPROVED if outcome == "approved" else StepState.REJECTED
     step.finished_at = ctx.now
     step.save(update_fields=["state", "finished_at"])
-    close_open_tasks(step, ctx.now)
+    if any(st in OPEN_TASK_STATES for _k, st in step_tasks(step)):
+        close_open_tasks(step, ctx.now)
     if outcome == "approved":
         enter(ctx, ctx.flow.elements[step.node_id].next)
     else:

@@ -4,6 +4,7 @@ instances of objects the actor may see (or holds a task on), and the actor's own
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
+from django.db import connection
 from django.db.models import Count, Q, QuerySet
 from django.utils.translation import gettext as _
 
@@ -113,6 +114,13 @@ def lock_instance(instance_id) -> ApprovalInstance | None:
     """Lock one instance row (SELECT … FOR UPDATE of that row only) and read it with its definition
     and initiator. The lock is taken without joins: a join would lock the definition and user rows
     too (and MariaDB has no FOR UPDATE OF), serialising every decision on every instance of a flow."""
+    if connection.features.has_select_for_update_of or not connection.features.has_select_for_update:
+        # PostgreSQL locks the instance row alone in the same query; SQLite has no row locks (its
+        # IMMEDIATE transaction holds the database's write lock already).
+        qs = _instances().filter(pk=instance_id)
+        if connection.features.has_select_for_update:
+            qs = qs.select_for_update(of=("self",))
+        return qs.first()
     if not list(ApprovalInstance.objects.select_for_update().filter(pk=instance_id).values_list("pk", flat=True)):
         return None
     return _instances().get(pk=instance_id)

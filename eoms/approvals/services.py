@@ -394,9 +394,7 @@ def _lock_instance(actor, instance_id) -> ApprovalInstance:
 
 
 def _context(actor, instance: ApprovalInstance, **kw) -> Context:
-    adapter = get_adapter(instance.subject_type)
-    subject = adapter.load(instance.subject_id)
-    return Context(actor=actor, instance=instance, subject=subject, **kw)
+    return Context(actor=actor, instance=instance, **kw)
 
 
 def _check_picked(doc, picked, initiator, *, route: set[str] | None = None) -> dict:
@@ -464,7 +462,7 @@ def start_approval(*, actor, subject_type: str, subject_id, picked: dict | None 
         if instance.state == InstanceState.RUNNING:
             raise ApprovalConflict(_("%(subject)s is already in approval.") % {"subject": subject.repr})
         # Resubmission after a return to the initiator: same instance, from the returning node.
-        ctx = Context(actor=actor, instance=instance, subject=subject, now=now, comment=comment)
+        ctx = Context(actor=actor, instance=instance, loaded_subject=subject, now=now, comment=comment)
         # Picks made at the first submission stand unless picked anew.
         instance.picked = _check_picked(
             ctx.document,
@@ -501,7 +499,7 @@ def start_approval(*, actor, subject_type: str, subject_id, picked: dict | None 
         picked=picked,
         started_at=now,
     )
-    ctx = Context(actor=actor, instance=instance, subject=subject, now=now, comment=comment)
+    ctx = Context(actor=actor, instance=instance, loaded_subject=subject, now=now, comment=comment)
     ctx.action(ActionKind.SUBMIT, comment=comment, detail={"flow": str(definition), "why": why})
     ctx.emit(
         events.ApprovalStarted,
@@ -526,7 +524,10 @@ def _pending_task_for(actor, task_id) -> tuple[ApprovalInstance, ApprovalTask]:
         raise ApprovalPermissionDenied(_("This task is %(user)s's, not yours.") % {"user": seen.assignee})
     # Holding the task is what lets the assignee see the object: no second visibility check.
     instance = lock_instance(seen.instance_id)
-    task = ApprovalTask.objects.select_related("step", "assignee", "on_behalf_of").get(pk=seen.pk)
+    # The task as read before the lock: its own state is compare-and-set when it moves (_move_task),
+    # and everything else a decision reads (the other tasks of its step) is read under the lock.
+    # On SQLite the IMMEDIATE transaction already held the write lock when it was read.
+    task = seen
     if task.state != TaskState.PENDING or instance.state != InstanceState.RUNNING:
         raise TaskNotPending(
             _("This task is already %(state)s; nothing was changed.") % {"state": task.get_state_display()},
@@ -667,12 +668,20 @@ def decide_task(
     if target is not None:
         _return(ctx, task.step, target)
         return task
+    step = task.step
+    # The step's tasks, read once after the instance lock (current): the outcome and the followers
+    # to wake come from the same rows.
+    rows = list(step.tasks.values_list("id", "kind", "state", "after_id"))
+    step._task_rows = [(k, st) for _i, k, st, _a in rows]
     if decision == "approve":
-        for follower in ApprovalTask.objects.filter(after=task, state=TaskState.WAITING).select_related("step"):
-            ApprovalTask.objects.filter(pk=follower.pk).update(state=TaskState.PENDING, version=F("version") + 1)
-            follower.state = TaskState.PENDING
-            engine.task_created(ctx, follower, node)
-    settle_step(ctx, task.step)  # read after the instance lock: current
+        waiting = [i for i, _k, st, after in rows if after == task.pk and st == TaskState.WAITING]
+        if waiting:
+            ApprovalTask.objects.filter(pk__in=waiting).update(state=TaskState.PENDING, version=F("version") + 1)
+            step._task_rows = [(k, TaskState.PENDING if i in waiting else st) for i, k, st, _a in rows]
+            for follower in ApprovalTask.objects.filter(pk__in=waiting).select_related("step", "assignee"):
+                engine.task_created(ctx, follower, node)
+    settle_step(ctx, step)
+    return task
     return task
 
 

@@ -132,10 +132,10 @@ class OrderSubject:
             actor=actor, order_id=subject.obj.pk, outcome=outcome, comment=comment, on_reject=on_reject
         )
 
-    def on_task_created(self, subject: Subject, task) -> None:
+    def on_task_created(self, subject_id, task) -> None:
         from .services import set_approval_owner
 
-        set_approval_owner(order_id=subject.obj.pk, owner=task.assignee)
+        set_approval_owner(order_id=subject_id, owner=task.assignee_id)
 
     def page_context(self, subject: Subject) -> dict:
         return _order_context(subject.obj)

@@ -438,7 +438,7 @@ def _transition(
     return order
 
 
-def _apply(order: Order, transition: Transition, *, actor, comment: str, added=()) -> Order:
+def _apply(order: Order, transition: Transition, *, actor, comment: str, added=(), refresh: bool = True) -> Order:
     """Move a checked order along `transition` with compare-and-set; one history row, one audit
     entry, one outbox message. `actor` None is the system (the approval engine's timers)."""
     now = timezone.now()
@@ -498,7 +498,8 @@ def _apply(order: Order, transition: Transition, *, actor, comment: str, added=(
             "attachments": [a.sha256 for a in added],
         },
     )
-    order.refresh_from_db()
+    if refresh:
+        order.refresh_from_db()
     return order
 
 
@@ -518,13 +519,13 @@ def apply_approval_outcome(*, actor, order_id, outcome: str, comment: str = "", 
     transition = BY_NAME[name]
     if order.state not in transition.sources:
         raise InvalidTransition(_explain_illegal(order, transition), current_state=order.state)
-    return _apply(order, transition, actor=actor, comment=comment)
+    return _apply(order, transition, actor=actor, comment=comment, refresh=False)  # the engine reads no more
 
 
-def set_approval_owner(*, order_id, owner) -> None:
+def set_approval_owner(*, order_id, owner) -> None:  # owner: a user id
     """Point an order in approval at the approver now deciding it (the stage owner is a pointer the
     dashboard reads, not a business change: no version, no event; the task carries the audit)."""
-    Order.objects.filter(pk=order_id, state=OrderState.PENDING_APPROVAL).update(stage_owner=owner)
+    Order.objects.filter(pk=order_id, state=OrderState.PENDING_APPROVAL).update(stage_owner_id=owner)
 
 
 @transaction.atomic
