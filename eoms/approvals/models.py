@@ -3,6 +3,7 @@
 from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from eoms.core.models import BaseModel
 
@@ -109,7 +110,7 @@ class ApprovalInstance(BaseModel):
 
 
 class StepState(models.TextChoices):
-    ACTIVE = "active", _("Active")
+    ACTIVE = "active", pgettext_lazy("approval step", "In progress")
     APPROVED = "approved", _("Approved")
     REJECTED = "rejected", _("Rejected")
     SKIPPED = "skipped", _("Skipped")

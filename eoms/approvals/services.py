@@ -855,7 +855,12 @@ def add_signer(*, actor, task_id, user, position: str, comment: str = "") -> App
         assignee=user,
         after=task if position == "after" else None,
         position=task.position,
-        reason=_("added by %(user)s (%(position)s)") % {"user": actor, "position": position},
+        reason={
+            "before": _("added by %(user)s, to decide before them"),
+            "after": _("added by %(user)s, to decide after them"),
+            "parallel": _("added by %(user)s, to decide alongside them"),
+        }[position]
+        % {"user": actor},
     )
     if position == "before":
         _move_task(task, state=TaskState.WAITING, after=new)

@@ -869,7 +869,7 @@ def test_transfer_and_add_signer(world, admin, approver):
         "added",
         "pending",
     )
-    assert signer["task"]["reason"] == f"added by {world.approver} (before)"
+    assert signer["task"]["reason"] == f"added by {world.approver}, to decide before them"
     task.refresh_from_db()
     assert task.state == TaskState.WAITING
 

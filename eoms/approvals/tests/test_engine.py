@@ -832,7 +832,7 @@ def test_add_signer_before_decides_first(world):
         ("review", "approver1", "waiting", "approver", None),
         ("review", "alice", "pending", "added", None),
     ]
-    assert added.reason == f"added by {world.approver} (before)"
+    assert added.reason == f"added by {world.approver}, to decide before them"
     assert ApprovalAction.objects.get(instance=inst, kind="add_signer").detail == {
         "user": "alice",
         "position": "before",

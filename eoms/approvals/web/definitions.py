@@ -27,7 +27,7 @@ from django.urls import reverse
 from django.utils.safestring import mark_safe
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, pgettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from pydantic import ValidationError
 
@@ -429,7 +429,7 @@ def _editor_meta(actor, subject_type: str) -> dict:
             "new_parallel": _("Parallel %(n)s"),
             "json_error": _("The JSON cannot be read: %(error)s"),
             "id": _("id"),
-            "branch_of": _("Branch"),
+            "branch_of": pgettext("one way out of a branch or parallel node", "Branch"),
         },
     }
 
