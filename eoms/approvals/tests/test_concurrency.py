@@ -7,10 +7,8 @@ their own connections released together by a barrier, as in eoms/orders/tests/te
 and are skipped on SQLite.
 """
 
-import threading
-
 import pytest
-from django.db import close_old_connections, connection
+from django.db import connection
 
 from eoms.accounts.roles import Role
 from eoms.accounts.selectors import get_active_user
@@ -20,34 +18,11 @@ from eoms.approvals.services import decide_task
 from eoms.core.audit import verify_chain
 from eoms.core.models import OutboxMessage
 from eoms.orders.state import OrderState
+from eoms.testing.concurrency import race
 
 from .scenarios import approval, flow, mark, pending, publish, state_of, submit, user
 
 SERVER = connection.vendor in ("postgresql", "mysql")
-
-
-def race(n: int, work) -> list:
-    """Run work(i) in n threads released together; each result or the exception it raised."""
-    barrier = threading.Barrier(n)
-    results: list = [None] * n
-
-    def run(i: int) -> None:
-        try:
-            barrier.wait(timeout=30)
-            results[i] = work(i)
-        except BaseException as exc:  # collected and asserted on by the test
-            results[i] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(thread.is_alive() for thread in threads), "a thread hung"
-    close_old_connections()
-    return results
 
 
 def test_a_double_click_is_applied_once(world):
