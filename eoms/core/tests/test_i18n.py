@@ -257,8 +257,7 @@ def test_api_errors_answer_in_the_language_asked_for(world, settings):
     )
     assert chinese["title"] == "订单当前状态下无法执行此操作"
     assert chinese["detail"] == (
-        f"订单 {order.number} 状态为 QUOTING；操作 'revise' 只能在 REJECTED 状态下执行。"
-        "当前可执行：submit, cancel。"
+        f"订单 {order.number} 状态为 QUOTING；操作 'revise' 只能在 REJECTED 状态下执行。当前可执行：submit, cancel。"
     )
     assert default == chinese
 
