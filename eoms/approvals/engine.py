@@ -6,7 +6,6 @@ instance row locked. Also the dry walk (`plan_route`) used by simulation, which 
 from __future__ import annotations
 
 import functools
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -17,6 +16,7 @@ from django.utils.translation import gettext as _
 from eoms.accounts.roles import READ_ONLY_ROLES, Role
 from eoms.accounts.selectors import is_read_only, managers_of, resolve_deputy, users_with_role
 from eoms.core.events import emit
+from eoms.core.ids import valid_uuids
 from eoms.core.workcalendar import add_working_hours
 
 from . import events
@@ -53,7 +53,6 @@ __all__ = [
     "route_nodes",
     "enter",
     "settle_step",
-    "valid_ids",
     "deputy_of",
     "step_outcome",
 ]
@@ -185,18 +184,6 @@ def _admins():
     return list(users_with_role(Role.ADMIN).order_by("username"))
 
 
-def valid_ids(ids) -> list[str]:
-    """The well-formed user ids among `ids` (a hand-edited or imported document may hold junk;
-    a lookup with a malformed UUID would raise instead of finding nobody)."""
-    out = []
-    for i in ids or ():
-        try:
-            out.append(str(uuid.UUID(str(i))))
-        except (ValueError, TypeError, AttributeError):
-            continue
-    return out
-
-
 def _without_read_only(candidates: list[Candidate]) -> list[Candidate]:
     """The candidates who may decide: read-only users (auditors) left out, in one query."""
     if not candidates:
@@ -216,7 +203,7 @@ def _found(src, node, *, subject: Subject, initiator, picked: dict) -> list[Cand
     if callable(subject) and src.source in ("project_role", "field"):
         subject = subject()
     if src.source == "users":
-        ids = valid_ids(src.users)
+        ids = valid_uuids(src.users)
         by_id = {str(u.pk): u for u in User.objects.filter(pk__in=ids, is_active=True)}
         return [Candidate(by_id[i], _("named in the flow")) for i in ids if i in by_id]
     if src.source == "role":
@@ -244,7 +231,7 @@ def _found(src, node, *, subject: Subject, initiator, picked: dict) -> list[Cand
             return [Candidate(chain[-1], _("manager level %(n)s of %(user)s") % {"n": len(chain), "user": initiator})]
         return []
     if src.source == "picked":
-        ids = valid_ids([(picked or {}).get(node.id)])
+        ids = valid_uuids([(picked or {}).get(node.id)])
         user = User.objects.filter(pk=ids[0], is_active=True).first() if ids else None
         return [Candidate(user, _("picked by %(user)s at submission") % {"user": initiator})] if user else []
     if src.source == "field":

@@ -23,6 +23,7 @@ from django.utils.translation import gettext_lazy as _lazy
 from eoms.accounts.roles import READ_ONLY_ROLES
 from eoms.accounts.selectors import is_read_only, managers_of
 from eoms.core.events import emit
+from eoms.core.ids import valid_uuids
 
 from . import engine, events, policies
 from .definition import (
@@ -200,7 +201,7 @@ def check_definition(definition: ApprovalDefinition) -> list[dict]:
         fields=fields,
         editable=editable,
         user_ids_active=lambda ids: {
-            str(i) for i in User.objects.filter(pk__in=_valid_uuids(ids), is_active=True).values_list("pk", flat=True)
+            str(i) for i in User.objects.filter(pk__in=valid_uuids(ids), is_active=True).values_list("pk", flat=True)
         },
         role_has_users=lambda role: Group.objects.filter(name=role, user__is_active=True).exists(),
         user_fields=set(getattr(adapter, "user_fields", lambda: [])()),
@@ -214,18 +215,6 @@ def check_definition(definition: ApprovalDefinition) -> list[dict]:
     if not definition.name.strip():
         problems.append({"field": "name", "node": "", "message": _("Give the flow a name.")})
     return problems
-
-
-def _valid_uuids(ids) -> list[str]:
-    import uuid
-
-    out = []
-    for i in ids:
-        try:
-            out.append(str(uuid.UUID(str(i))))
-        except ValueError:
-            continue
-    return out
 
 
 @transaction.atomic
@@ -411,7 +400,7 @@ def _check_picked(doc, picked, initiator, *, route: set[str] | None = None) -> d
         user_id = picked.get(node.id)
         if user_id is None and route is not None and node.id not in route:
             continue
-        ids = engine.valid_ids([user_id])
+        ids = valid_uuids([user_id])
         user = User.objects.filter(pk=ids[0], is_active=True).first() if ids else None
         if user is None:
             errors.append(

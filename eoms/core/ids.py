@@ -4,7 +4,7 @@ import os
 import time
 import uuid
 
-__all__ = ["uuid7"]
+__all__ = ["uuid7", "valid_uuids"]
 
 
 def uuid7() -> uuid.UUID:
@@ -16,3 +16,15 @@ def uuid7() -> uuid.UUID:
     value |= 0b10 << 62
     value |= rand & ((1 << 62) - 1)
     return uuid.UUID(int=value)
+
+
+def valid_uuids(values) -> list[str]:
+    """The well-formed UUIDs among `values`, as strings, in order; junk (a hand-edited document, a
+    tampered form) is dropped, since a lookup with a malformed UUID raises instead of finding nothing."""
+    out = []
+    for value in values or ():
+        try:
+            out.append(str(uuid.UUID(str(value))))
+        except (ValueError, TypeError, AttributeError):
+            continue
+    return out

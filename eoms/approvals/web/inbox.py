@@ -6,7 +6,6 @@ nudge (posted from the object's page), and delegations.
 Views are thin: parse a form, read through selectors (what the user may not see answers 404),
 call one service, render. A domain error is shown on the page, translated, never as a 500."""
 
-import uuid
 from collections import defaultdict
 
 from django.contrib import messages
@@ -27,6 +26,7 @@ from eoms.accounts import selectors as account_selectors
 from eoms.accounts import services as account_services
 from eoms.accounts.roles import Role
 from eoms.core.errors import DomainError
+from eoms.core.ids import valid_uuids
 from eoms.core.uploads import inspect_upload
 
 from .. import engine, policies, selectors, services
@@ -129,16 +129,6 @@ def _uploads(form) -> list:
     return [inspect_upload(upload.name, upload)] if upload else []
 
 
-def _valid_uuids(values) -> list[str]:
-    out = []
-    for value in values:
-        try:
-            out.append(str(uuid.UUID(str(value))))
-        except ValueError:
-            continue
-    return out
-
-
 # ---------------------------------------------------------------------------------------------- inbox
 
 
@@ -230,7 +220,7 @@ def bulk_decide(request):
         return _render_inbox(request, status=422, bulk_form=form)
     data = form.cleaned_data
     ids = list(dict.fromkeys(data["tasks"]))
-    valid = _valid_uuids(ids)
+    valid = valid_uuids(ids)
     # Labels from the user's own pending tasks, read before deciding them.
     labels = {
         str(t.pk): f"{t.instance.subject_repr} · {t.step.node_name}"
@@ -336,7 +326,7 @@ def _diagram(instance, active: set[str]):
     for node, _inside, _path in walk_nodes(doc.nodes):
         source = node.approvers if node.type == "approval" else getattr(node, "recipients", None)
         if source is not None and source.source == "users":
-            ids.update(_valid_uuids(source.users))
+            ids.update(valid_uuids(source.users))
     names = {str(u.pk): str(u) for u in account_selectors.list_users(actor=None).filter(pk__in=ids)} if ids else {}
     fields = {f.name: f for f in get_adapter(instance.subject_type).fields()}
     try:
