@@ -509,8 +509,8 @@ def definition_out(d: ApprovalDefinition) -> dict:
     }
 
 
-def definition_detail(d: ApprovalDefinition) -> dict:
-    revisions = ApprovalDefinition.objects.filter(key=d.key).order_by("-revision")
+def definition_detail(actor, d: ApprovalDefinition) -> dict:
+    revisions = selectors.definition_revisions(actor=actor, key=d.key)
     return {
         **definition_out(d),
         "document": d.document,
@@ -757,7 +757,7 @@ def create_definition(request: HttpRequest, payload: DefinitionIn):
         is_default=payload.is_default,
         applies_when=payload.applies_when.model_dump(mode="json") if payload.applies_when else None,
     )
-    return 201, definition_detail(_definition(request.auth, definition.id))
+    return 201, definition_detail(request.auth, _definition(request.auth, definition.id))
 
 
 @router.post(
@@ -789,7 +789,7 @@ def import_definition(
         document=doc,
         subject_type=subject_type,
     )
-    return 201, definition_detail(_definition(request.auth, definition.id))
+    return 201, definition_detail(request.auth, _definition(request.auth, definition.id))
 
 
 @router.get(
@@ -799,7 +799,7 @@ def import_definition(
     description=WHO_READS_FLOWS,
 )
 def get_definition(request: HttpRequest, definition_id: uuid.UUID):
-    return definition_detail(_definition(request.auth, definition_id))
+    return definition_detail(request.auth, _definition(request.auth, definition_id))
 
 
 @router.put(
@@ -833,7 +833,7 @@ def update_definition(request: HttpRequest, definition_id: uuid.UUID, payload: D
         expected_version=data.get("version"),
     )
     status = 200 if definition.id == current.id else 201
-    return status, definition_detail(_definition(actor, definition.id))
+    return status, definition_detail(actor, _definition(actor, definition.id))
 
 
 @router.post(
@@ -846,7 +846,7 @@ def publish_definition(request: HttpRequest, definition_id: uuid.UUID, payload: 
     definition = services.publish_definition(
         actor=request.auth, definition_id=definition_id, expected_version=payload.version
     )
-    return definition_detail(_definition(request.auth, definition.id))
+    return definition_detail(request.auth, _definition(request.auth, definition.id))
 
 
 @router.post(
@@ -856,7 +856,7 @@ def publish_definition(request: HttpRequest, definition_id: uuid.UUID, payload: 
     description=WHO_READS_FLOWS,
 )
 def validate_definition(request: HttpRequest, definition_id: uuid.UUID):
-    problems = definition_detail(_definition(request.auth, definition_id))["problems"]
+    problems = definition_detail(request.auth, _definition(request.auth, definition_id))["problems"]
     return {"valid": not problems, "problems": problems}
 
 

@@ -27,6 +27,8 @@ __all__ = [
     "list_definitions",
     "access_definition",
     "published_definitions",
+    "definition_revisions",
+    "draft_of",
     "access_instance",
     "access_task",
     "can_view_instance",
@@ -65,6 +67,16 @@ def access_definition(actor, definition_id, *, for_update: bool = False) -> Appr
     if definition is None:
         raise DefinitionNotFound(_("No such approval flow."))
     return definition
+
+
+def definition_revisions(*, actor, key: str) -> QuerySet:
+    """Every revision of one flow, newest first, for whoever may read flows."""
+    return list_definitions(actor=actor).filter(key=key).order_by("-revision")
+
+
+def draft_of(*, actor, key: str) -> ApprovalDefinition | None:
+    """The draft revision of a flow, if it has one."""
+    return definition_revisions(actor=actor, key=key).filter(status=DefinitionStatus.DRAFT).first()
 
 
 def published_definitions(subject_type: str) -> list[ApprovalDefinition]:

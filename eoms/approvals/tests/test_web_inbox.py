@@ -559,3 +559,22 @@ def test_nav_links_my_tasks_for_everyone_and_the_flows_for_who_may_read_them(wor
         assert f'href="{reverse("approvals:inbox")}" id="nav-my-tasks"' in html
         assert (f'href="{flows}" id="nav-approval-flows"' in html) is sees_flows
     assert 'id="nav-task-count"' not in client_for(world.engineer).get(reverse("dashboard")).content.decode()
+
+
+def test_inbox_queries_do_not_grow_with_its_rows(world, client_for):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client = client_for(world.approver)
+    url = reverse("approvals:inbox")
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(url).status_code == 200
+        return len(captured)
+
+    world.order(OrderState.PENDING_APPROVAL)
+    one = queries()
+    for _ in range(4):
+        world.order(OrderState.PENDING_APPROVAL)
+    assert queries() == one

@@ -52,7 +52,7 @@ from ..definition import (
 from ..diagram import flow_svg
 from ..errors import DefinitionConflict, DefinitionInvalid, NoApplicableFlow
 from ..models import ApprovalDefinition, DefinitionStatus, InstanceState
-from ..selectors import access_definition, list_definitions
+from ..selectors import access_definition, definition_revisions, draft_of, list_definitions
 from ..subjects import get_adapter
 from .forms import ON_REJECT_CHOICES, DefinitionForm, DryRunForm, ImportForm, MigrateForm, put_errors
 
@@ -480,10 +480,10 @@ def _editor_page(request, form, definition, *, status=200, error=None, checked=N
         )
     draft_of_key = None
     if definition is not None and definition.status != DefinitionStatus.DRAFT:
-        draft_of_key = ApprovalDefinition.objects.filter(key=definition.key, status=DefinitionStatus.DRAFT).first()
+        draft_of_key = draft_of(actor=request.user, key=definition.key)
     next_revision = None
     if definition is not None and definition.status != DefinitionStatus.DRAFT:
-        latest = ApprovalDefinition.objects.filter(key=definition.key).order_by("-revision").first()
+        latest = definition_revisions(actor=request.user, key=definition.key).first()
         next_revision = latest.revision + 1
     return render(
         request,
@@ -601,7 +601,7 @@ def definition_edit(request, definition_id):
     definition = _fetch(actor, definition_id)
     _deny_unless(policies.can_manage_definitions(actor))
     if request.method == "GET" and definition.status != DefinitionStatus.DRAFT:
-        draft = ApprovalDefinition.objects.filter(key=definition.key, status=DefinitionStatus.DRAFT).first()
+        draft = draft_of(actor=actor, key=definition.key)
         if draft is not None:
             messages.info(
                 request,
@@ -667,7 +667,7 @@ def definition_preview(request):
 def _detail_page(request, definition, *, status=200, error=None):
     actor = request.user
     revisions = list(
-        ApprovalDefinition.objects.filter(key=definition.key)
+        definition_revisions(actor=actor, key=definition.key)
         .select_related("published_by", "created_by")
         .annotate(running=Count("instances", filter=Q(instances__state=InstanceState.RUNNING)))
         .order_by("-revision")

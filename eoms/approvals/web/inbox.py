@@ -135,7 +135,15 @@ def _uploads(form) -> list:
 def _rows(tasks) -> list[dict]:
     """Table rows for the page's tasks; the object of each is loaded once (its amount is a fact)."""
     now = timezone.now()
+    tasks = list(tasks)
+    by_type: dict[str, set] = defaultdict(set)
+    for task in tasks:
+        by_type[task.instance.subject_type].add(task.instance.subject_id)
     subjects: dict = {}
+    for subject_type, ids in by_type.items():
+        adapter = get_adapter(subject_type)
+        if hasattr(adapter, "load_many"):  # one query for the page
+            subjects.update({(subject_type, i): s for i, s in adapter.load_many(ids).items()})
     rows = []
     for task in tasks:
         instance = task.instance
