@@ -44,12 +44,19 @@ class SubjectAdapter(Protocol):
 
     def editable_fields(self) -> list[FieldSpec]: ...
 
-    def load(self, subject_id, *, for_update: bool = False) -> Subject:
+    def load(self, subject_id) -> Subject:
         """The object, without an access check; raises the context's NotFound."""
+
+    def not_found(self) -> Exception:
+        """The context's NotFound for an object of this type the actor may not see."""
 
     def can_view(self, actor, subject: Subject) -> bool: ...
 
-    def can_submit(self, actor, subject: Subject) -> bool: ...
+    def user_fields(self) -> list[str]:
+        """Names of the fields holding a user, for the "field" approver source."""
+
+    def initiator_of(self, subject: Subject):
+        """Who would submit the object (its creator), for simulations and dry-runs."""
 
     def user_field(self, subject: Subject, name: str):
         """The user held by a field of the object (e.g. its project's manager), or None."""
@@ -65,6 +72,10 @@ class SubjectAdapter(Protocol):
 
     def recent(self, limit: int) -> list[Subject]:
         """The last `limit` objects of this type, newest first, for dry-runs of a draft definition."""
+
+    # Optional: load_many(ids) -> {id: Subject} (lists of tasks load a page in one query),
+    # page_context(subject) -> dict (what the task page shows of the object),
+    # on_task_created(subject_id, task) (e.g. point the object's stage owner at the approver).
 
 
 _REGISTRY: dict[str, SubjectAdapter] = {}

@@ -2,9 +2,7 @@
 roles are, and what an approval's outcome does to the order. Registered in OrdersConfig.ready()."""
 
 import uuid
-from decimal import Decimal
 
-from django.db.models import Count, Sum
 from django.urls import reverse
 from django.utils.translation import gettext as gettext_now
 from django.utils.translation import gettext_lazy as _
@@ -80,7 +78,7 @@ class OrderSubject:
             url=reverse("orders:detail", args=[order.pk]),
         )
 
-    def load(self, subject_id, *, for_update: bool = False) -> Subject:
+    def load(self, subject_id) -> Subject:
         try:
             order = Order.objects.select_related("project", "project__project_type", "customer").get(
                 pk=uuid.UUID(str(subject_id))
@@ -98,11 +96,6 @@ class OrderSubject:
 
     def can_view(self, actor, subject: Subject) -> bool:
         return policies.can_view_order(actor, subject.obj)
-
-    def can_submit(self, actor, subject: Subject) -> bool:
-        from .state import BY_NAME
-
-        return policies.can_take_transition(actor, subject.obj, BY_NAME["submit"])
 
     def user_field(self, subject: Subject, name: str):
         order = subject.obj
@@ -158,26 +151,21 @@ class OrderSubject:
 def _budget(order) -> dict:
     """What the order holds of money: its amount with tax, and the room its subcontracts leave
     (and, for a subcontract, the room left in its parent). Cancelled subcontracts take no room."""
+    from .services import _room_in_parent
 
-    def taken(parent) -> tuple[Decimal, int]:
-        row = parent.children.exclude(state=OrderState.CANCELLED).aggregate(
-            total=Sum("contract_amount"), count=Count("id")
-        )
-        return row["total"] or Decimal("0.00"), row["count"]
-
-    children, count = taken(order)
+    room = _room_in_parent(order)
     budget = {
         "amount": order.contract_amount,
         "tax_rate": order.tax_rate,
         "tax": order.tax_amount,
         "net": order.net_amount,
-        "children": children,
-        "children_count": count,
-        "room": order.contract_amount - children,
+        "children": order.contract_amount - room,
+        "children_count": order.children.exclude(state=OrderState.CANCELLED).count(),
+        "room": room,
         "parent": order.parent,
     }
     if order.parent_id:
-        budget["parent_room"] = order.parent.contract_amount - taken(order.parent)[0]
+        budget["parent_room"] = _room_in_parent(order.parent)
     return budget
 
 
