@@ -216,12 +216,25 @@ RELAY_IN_PROCESS = env.bool("EOMS_RELAY_IN_PROCESS", default=True)
 RELAY_INTERVAL = env.float("EOMS_RELAY_INTERVAL", default=1.0)
 API_TOKEN_DEFAULT_DAYS = env.int("EOMS_API_TOKEN_DAYS", default=90)
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env("EOMS_LOG_LEVEL", default="INFO")},
-    "loggers": {"django.server": {"level": "WARNING"}},
-}
+# Structured logs (eoms.core.logs): JSON lines in production, key=value lines for a console elsewhere;
+# EOMS_LOG_FORMAT=json|console overrides. One stderr handler for structlog and every stdlib logger.
+from eoms.core.logs import log_format, logging_config  # noqa: E402
+
+LOGGING = logging_config(
+    fmt=log_format(env("EOMS_LOG_FORMAT", default=""), production=PRODUCTION),
+    level=env("EOMS_LOG_LEVEL", default="INFO"),
+)
 
 NINJA_PAGINATION_PER_PAGE = 50
+
+# Events over RabbitMQ (eoms.core.broker, docs/decisions/0007): with BROKER_URL set (amqp://…) the relay
+# publishes outbox messages to the topic exchange "<namespace>.events" with publisher confirms, and
+# `eoms worker` consumes them (manual acks, EOMS_BROKER_PREFETCH unacked at a time); a message whose
+# handlers fail is retried after EOMS_BROKER_RETRY_DELAY seconds, four times longer each time, and is
+# dead-lettered after EOMS_BROKER_MAX_ATTEMPTS attempts. `eoms beat` schedules the periodic jobs.
+# Unset: the relay calls the handlers in-process and runs the periodic jobs itself.
+BROKER_NAMESPACE = env("EOMS_BROKER_NAMESPACE", default="eoms")
+BROKER_PREFETCH = env.int("EOMS_BROKER_PREFETCH", default=16)
+BROKER_MAX_ATTEMPTS = env.int("EOMS_BROKER_MAX_ATTEMPTS", default=5)
+BROKER_RETRY_DELAY = env.float("EOMS_BROKER_RETRY_DELAY", default=2.0)
+BROKER_CONFIRM_TIMEOUT = env.float("EOMS_BROKER_CONFIRM_TIMEOUT", default=10.0)

@@ -7,36 +7,62 @@ readiness of each dependency are read when Prometheus scrapes, by StateCollector
 no bookkeeping on the write path. Core knows no business context, so orders are counted through the
 app registry by name.
 
+Database connections are seen from both ends: this process's connections (how many it keeps open
+between requests and the age of the oldest, which shows CONN_MAX_AGE reuse at work), sampled as each
+request finishes, after Django has closed the connections past their age; and the server's count of
+connections, read at scrape time (PostgreSQL: pg_stat_activity for EOMS's database by state;
+MariaDB/MySQL: Threads_connected and Threads_running; nothing on SQLite, which has no server).
+
+Under `eoms serve` several gunicorn workers answer requests, each with its own counters: there
+PROMETHEUS_MULTIPROC_DIR is set (by the command, before any worker starts) and prometheus_client
+keeps every worker's values in files in it, which a scrape of any worker adds up. The gauges read at
+scrape time are not per worker and are computed once, by the worker that answers.
+
+The same middleware writes the access log line of every request (eoms.core.logs): request id, user
+id, method, route template, status, duration and statement count; never the path or query string.
+
 /metrics is not there (404) until EOMS_METRICS_TOKEN is set, and then answers only to
 `Authorization: Bearer <token>` (401 otherwise).
 """
 
 import hmac
+import os
 import shutil
+import threading
 import time
+import weakref
 
 from django.apps import apps
 from django.conf import settings
 from django.contrib.auth.signals import user_login_failed
+from django.core.signals import request_finished
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
+from django.db.backends.signals import connection_created
 from django.db.models import Count
 from django.http import Http404, HttpResponse
 from django.utils import timezone
+from django.utils.functional import SimpleLazyObject, empty
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     disable_created_metrics,
     generate_latest,
+    multiprocess,
 )
 from prometheus_client.core import GaugeMetricFamily
 
 from . import health
+from .logs import access_logger
 
-__all__ = ["REGISTRY", "MetricsMiddleware", "StateCollector", "route_of", "metrics_view"]
+__all__ = ["REGISTRY", "MULTIPROC_ENV", "MetricsMiddleware", "StateCollector", "route_of", "metrics_view"]
+__all__ += ["sample_connections", "scrape_registry"]
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 disable_created_metrics()  # no *_created series: they double the series count and nothing here uses them
 
@@ -75,6 +101,26 @@ LOGIN_FAILURES = Counter(
     "Failed sign-ins (django.contrib.auth user_login_failed).",
     registry=REGISTRY,
 )
+DB_CONNECTIONS_OPEN = Gauge(
+    "eoms_db_connections_open",
+    "Database connections the web processes keep open between requests, by alias (summed over the "
+    "workers of eoms serve; 0 with EOMS_DB_CONN_MAX_AGE=0, which closes them after every request). "
+    "Sampled as each request finishes.",
+    ["alias"],
+    multiprocess_mode="livesum",
+    registry=REGISTRY,
+)
+DB_CONNECTION_AGE = Gauge(
+    "eoms_db_connection_age_seconds",
+    "Age of the oldest database connection kept open between requests, by alias (the oldest of any "
+    "worker); it grows up to EOMS_DB_CONN_MAX_AGE while connections are reused. Sampled as each "
+    "request finishes.",
+    ["alias"],
+    multiprocess_mode="livemax",
+    registry=REGISTRY,
+)
+
+ACCESS_LOG = access_logger()
 
 UNMATCHED = "unmatched"
 STATIC = "static"
@@ -119,11 +165,72 @@ class MetricsMiddleware:
         elapsed = time.perf_counter() - start
         method = request.method if request.method in HTTP_METHODS else "other"
         route = route_of(request)
-        HTTP_REQUESTS.labels(method=method, route=route, status=str(response.status_code)).inc()
+        status = response.status_code
+        HTTP_REQUESTS.labels(method=method, route=route, status=str(status)).inc()
         HTTP_DURATION.labels(method=method, route=route).observe(elapsed)
         DB_QUERIES.observe(tally.count)
         DB_TIME.observe(tally.seconds)
+        (ACCESS_LOG.error if status >= 500 else ACCESS_LOG.info)(
+            "request",
+            # RequestContextMiddleware (inside this one) has already left the request context.
+            request_id=getattr(request, "request_id", None),
+            user_id=_user_id(request),
+            method=method,
+            route=route,
+            status=status,
+            duration_ms=round(elapsed * 1000, 3),
+            db_queries=tally.count,
+            db_ms=round(tally.seconds * 1000, 3),
+        )
         return response
+
+
+def _user_id(request) -> str | None:
+    """The id of the user the request was answered for; None when anonymous, and when nothing during
+    the request looked at the user (static files, /healthz): it is not loaded only to be logged."""
+    user = getattr(request, "user", None)
+    if user is None or (isinstance(user, SimpleLazyObject) and user._wrapped is empty):
+        return None
+    return str(user.pk) if user.is_authenticated else None
+
+
+# Every connection this process opened, with the time it was opened (connections are per thread; the
+# threads of a gthread worker each have their own). Weak keys: a finished thread's wrapper goes away.
+_OPENED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_OPENED_LOCK = threading.Lock()
+
+
+def _on_connection_created(sender, connection, **kwargs):
+    with _OPENED_LOCK:
+        _OPENED[connection] = time.time()
+
+
+def sample_connections(now: float | None = None) -> dict[str, tuple[int, float]]:
+    """Set the connection gauges from the connections this process holds open now:
+    {alias: (open connections, age in seconds of the oldest)}."""
+    now = time.time() if now is None else now
+    with _OPENED_LOCK:
+        opened = list(_OPENED.items())
+    sample = dict.fromkeys([*settings.DATABASES, *(wrapper.alias for wrapper, _at in opened)], (0, 0.0))
+    for wrapper, opened_at in opened:
+        if wrapper.connection is None:
+            continue
+        count, age = sample[wrapper.alias]
+        sample[wrapper.alias] = (count + 1, max(age, now - opened_at))
+    for alias, (count, age) in sample.items():
+        DB_CONNECTIONS_OPEN.labels(alias=alias).set(count)
+        DB_CONNECTION_AGE.labels(alias=alias).set(age)
+    return sample
+
+
+def _on_request_finished(sender, **kwargs):
+    # Connected after django.db's close_old_connections (django.db connects it on import, before this
+    # module exists), so a connection past CONN_MAX_AGE is already closed and not counted.
+    sample_connections()
+
+
+connection_created.connect(_on_connection_created, dispatch_uid="eoms.core.metrics.connection_created")
+request_finished.connect(_on_request_finished, dispatch_uid="eoms.core.metrics.request_finished")
 
 
 def _on_login_failed(sender, credentials, request=None, **kwargs):
@@ -168,6 +275,7 @@ class StateCollector:
             if orders is not None:
                 yield orders
             yield from _approval_tasks()
+        yield from _server_connections()
 
         usage = shutil.disk_usage(settings.DATA_DIR)
         yield GaugeMetricFamily(
@@ -209,7 +317,63 @@ def _approval_tasks():
     )
 
 
-REGISTRY.register(StateCollector())
+def _server_connections():
+    """The database server's own count of connections, and its limit, for each configured alias."""
+    current = GaugeMetricFamily(
+        "eoms_db_server_connections",
+        "Connections the database server reports, by alias and state: on PostgreSQL the client backends "
+        "connected to EOMS's database by pg_stat_activity state (unknown: a session of another role, "
+        "whose state this role may not see); on MariaDB/MySQL all client threads (connected, and running "
+        "among them). Not reported on SQLite.",
+        labels=["alias", "state"],
+    )
+    limit = GaugeMetricFamily(
+        "eoms_db_server_max_connections",
+        "The database server's max_connections setting, by alias (PostgreSQL, MariaDB/MySQL).",
+        labels=["alias"],
+    )
+    for alias in settings.DATABASES:
+        connection = connections[alias]
+        try:
+            with connection.cursor() as cursor:
+                if connection.vendor == "postgresql":
+                    cursor.execute(
+                        "SELECT coalesce(state, 'unknown'), count(*) FROM pg_stat_activity"
+                        " WHERE datname = current_database() AND backend_type = 'client backend' GROUP BY 1"
+                    )
+                    states = dict(cursor.fetchall())
+                    cursor.execute("SHOW max_connections")
+                elif connection.vendor == "mysql":
+                    cursor.execute("SHOW GLOBAL STATUS WHERE Variable_name IN ('Threads_connected', 'Threads_running')")
+                    states = {name.lower().removeprefix("threads_"): int(n) for name, n in cursor.fetchall()}
+                    cursor.execute("SELECT @@max_connections")
+                else:
+                    continue
+                max_connections = int(cursor.fetchone()[0])
+        except DatabaseError:
+            continue
+        for state, n in sorted(states.items()):
+            current.add_metric([alias, state], n)
+        limit.add_metric([alias], max_connections)
+    if current.samples:
+        yield current
+    if limit.samples:
+        yield limit
+
+
+STATE = StateCollector()
+REGISTRY.register(STATE)
+
+
+def scrape_registry() -> CollectorRegistry:
+    """What /metrics answers: this process's registry, or under gunicorn (PROMETHEUS_MULTIPROC_DIR set)
+    the values of every worker, live or gone, added up, beside the gauges read at scrape time."""
+    if not os.environ.get(MULTIPROC_ENV):
+        return REGISTRY
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    registry.register(STATE)
+    return registry
 
 
 @never_cache
@@ -224,4 +388,4 @@ def metrics_view(request):
         response = HttpResponse("Unauthorized\n", status=401, content_type="text/plain; charset=utf-8")
         response["WWW-Authenticate"] = 'Bearer realm="metrics"'
         return response
-    return HttpResponse(generate_latest(REGISTRY), content_type=CONTENT_TYPE_LATEST)
+    return HttpResponse(generate_latest(scrape_registry()), content_type=CONTENT_TYPE_LATEST)

@@ -3,18 +3,22 @@
 Counters live for the whole process, so tests compare a scrape before and after what they do.
 """
 
+import gc
 import shutil
 import socket
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
 from django.apps import apps
-from django.db import connection
+from django.db import connection, connections
+from django.db.backends.sqlite3.base import DatabaseWrapper as SQLiteWrapper
 from django.utils import timezone
 from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.parser import text_string_to_metric_families
 
+from eoms.core import metrics
 from eoms.core.models import OutboxMessage
 
 TOKEN = "test-metrics-token-0123456789"
@@ -214,3 +218,83 @@ def test_readiness_of_each_component(client, settings):
     samples = scrape(client)
     assert value(samples, "eoms_ready", component="broker") == 0.0
     assert value(samples, "eoms_ready", component="database") == 1.0
+
+
+def _gc_connections():
+    """Connections of threads that ended are counted until their wrappers are collected."""
+    gc.collect()
+
+
+@pytest.mark.django_db
+def test_connections_kept_open_between_requests_are_counted_by_alias(client):
+    _gc_connections()
+    assert client.get("/readyz").status_code == 200  # runs SQL; the test client keeps the connection open
+    samples = scrape(client)
+    assert value(samples, "eoms_db_connections_open", alias="default") == 1
+    age = samples[("eoms_db_connection_age_seconds", frozenset({"alias": "default"}.items()))]
+    assert 0 <= age < 3600
+
+
+@pytest.mark.django_db
+def test_connection_age_is_measured_from_when_it_was_opened(tmp_path):
+    # A connection of its own that can really be closed (the in-memory SQLite test database cannot).
+    probe_db = {"ENGINE": "django.db.backends.sqlite3", "NAME": str(tmp_path / "probe.sqlite3")}
+    settings_dict = connections.configure_settings({"default": probe_db, "probe": probe_db})["probe"]
+    probe = SQLiteWrapper(settings_dict, alias="probe")
+    _gc_connections()
+    try:
+        assert "probe" not in metrics.sample_connections()
+        before = time.time()
+        probe.ensure_connection()
+        after = time.time()
+        sample = metrics.sample_connections(now=after + 30)
+        count, age = sample["probe"]
+        assert count == 1
+        assert 30 <= age <= 30 + (after - before)
+        assert set(sample) >= {"default", "probe"}
+
+        probe.close()
+        assert metrics.sample_connections(now=after + 60)["probe"] == (0, 0.0)
+        probe.ensure_connection()
+        count, age = metrics.sample_connections(now=time.time() + 5)["probe"]
+        assert count == 1
+        assert 5 <= age < 30  # a new connection, not the first one's age
+    finally:
+        probe.close()
+        metrics.DB_CONNECTIONS_OPEN.remove("probe")
+        metrics.DB_CONNECTION_AGE.remove("probe")
+
+
+def _server_count(sql: str) -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
+        return cursor.fetchall()
+
+
+@pytest.mark.django_db
+def test_the_database_servers_own_count_of_connections(client):
+    samples = scrape(client)
+    server = {
+        dict(labels)["state"]: v
+        for (name, labels), v in samples.items()
+        if name == "eoms_db_server_connections" and dict(labels)["alias"] == "default"
+    }
+    limit = ("eoms_db_server_max_connections", frozenset({"alias": "default"}.items()))
+    if connection.vendor == "sqlite":
+        assert server == {}
+        assert limit not in samples
+        assert not any(name.startswith("eoms_db_server_") for name, _labels in samples)
+    elif connection.vendor == "postgresql":
+        # the scrape's own query is the one active session of this (test) database
+        assert server["active"] == 1
+        total = _server_count(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND backend_type = 'client backend'"
+        )[0][0]
+        assert sum(server.values()) == total
+        assert samples[limit] == int(_server_count("SHOW max_connections")[0][0])
+    else:
+        assert connection.vendor == "mysql"
+        assert set(server) == {"connected", "running"}
+        assert server["connected"] >= server["running"] >= 1
+        assert samples[limit] == _server_count("SELECT @@max_connections")[0][0]
