@@ -361,18 +361,33 @@ def _server_connections():
         yield limit
 
 
-STATE = StateCollector()
-REGISTRY.register(STATE)
+REGISTRY.register(StateCollector())
+
+
+class _AllWorkers:
+    """Under gunicorn: the metrics every worker, live or gone, keeps in PROMETHEUS_MULTIPROC_DIR, added
+    up; then whatever else the registry yields (the collectors read at scrape time). The answering
+    worker's own copy of a file-backed metric is left out: the files hold it already."""
+
+    def describe(self):
+        return []
+
+    def collect(self):
+        merged = list(multiprocess.MultiProcessCollector(None).collect())
+        names = {family.name for family in merged}
+        yield from merged
+        for family in REGISTRY.collect():
+            if family.name not in names:
+                yield family
 
 
 def scrape_registry() -> CollectorRegistry:
     """What /metrics answers: this process's registry, or under gunicorn (PROMETHEUS_MULTIPROC_DIR set)
-    the values of every worker, live or gone, added up, beside the gauges read at scrape time."""
+    every worker's values added up, beside the gauges read at scrape time."""
     if not os.environ.get(MULTIPROC_ENV):
         return REGISTRY
-    registry = CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry)
-    registry.register(STATE)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_AllWorkers())
     return registry
 
 
