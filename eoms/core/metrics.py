@@ -11,7 +11,7 @@ Database connections are seen from both ends: this process's connections (how ma
 between requests and the age of the oldest, which shows CONN_MAX_AGE reuse at work), sampled as each
 request finishes, after Django has closed the connections past their age; and the server's count of
 connections, read at scrape time (PostgreSQL: pg_stat_activity for EOMS's database by state;
-MariaDB/MySQL: Threads_connected and Threads_running; nothing on SQLite, which has no server).
+MariaDB/MySQL: Threads_connected, running or idle; nothing on SQLite, which has no server).
 
 Under `eoms serve` several gunicorn workers answer requests, each with its own counters: there
 PROMETHEUS_MULTIPROC_DIR is set (by the command, before any worker starts) and prometheus_client
@@ -323,8 +323,9 @@ def _server_connections():
         "eoms_db_server_connections",
         "Connections the database server reports, by alias and state: on PostgreSQL the client backends "
         "connected to EOMS's database by pg_stat_activity state (unknown: a session of another role, "
-        "whose state this role may not see); on MariaDB/MySQL all client threads (connected, and running "
-        "among them). Not reported on SQLite.",
+        "whose state this role may not see); on MariaDB/MySQL all client threads of the server, running "
+        "(Threads_running) or idle (the other Threads_connected). The states add up to the total. Not "
+        "reported on SQLite.",
         labels=["alias", "state"],
     )
     limit = GaugeMetricFamily(
@@ -345,7 +346,9 @@ def _server_connections():
                     cursor.execute("SHOW max_connections")
                 elif connection.vendor == "mysql":
                     cursor.execute("SHOW GLOBAL STATUS WHERE Variable_name IN ('Threads_connected', 'Threads_running')")
-                    states = {name.lower().removeprefix("threads_"): int(n) for name, n in cursor.fetchall()}
+                    threads = {name.lower(): int(n) for name, n in cursor.fetchall()}
+                    running = threads["threads_running"]
+                    states = {"running": running, "idle": threads["threads_connected"] - running}
                     cursor.execute("SELECT @@max_connections")
                 else:
                     continue

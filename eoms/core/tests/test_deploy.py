@@ -46,6 +46,8 @@ def _pod_specs(objects):
     for (kind, name), obj in objects.items():
         if kind in {"Deployment", "Job"}:
             yield kind, name, obj["spec"]["template"]["spec"]
+        elif kind == "CronJob":
+            yield kind, name, obj["spec"]["jobTemplate"]["spec"]["template"]["spec"]
 
 
 def _containers(pod_spec):
@@ -58,6 +60,7 @@ def test_every_yaml_file_in_deploy_parses():
         "docker-compose.yml",
         "k8s/base/kustomization.yaml",
         "k8s/base/web-deployment.yaml",
+        "k8s/base/tick-cronjob.yaml",
         "k8s/base/secret.example.yaml",
     }
     for path in files:
@@ -75,6 +78,7 @@ def test_kustomization_lists_exactly_the_manifests_present_except_the_example_se
 def test_the_base_holds_the_expected_objects(k8s):
     assert sorted(k8s) == [
         ("ConfigMap", "eoms-config"),
+        ("CronJob", "eoms-tick"),
         ("Deployment", "eoms-relay"),
         ("Deployment", "eoms-web"),
         ("HorizontalPodAutoscaler", "eoms-web"),
@@ -141,6 +145,7 @@ def test_every_container_has_requests_limits_and_a_locked_down_security_context(
             tmp = [m for m in container["volumeMounts"] if m["mountPath"] == "/tmp"]
             assert len(tmp) == 1 and tmp[0]["name"] in tmp_volumes, f"{name}/{container['name']} needs /tmp"
     assert sorted(seen) == [
+        "CronJob/eoms-tick/tick",
         "Deployment/eoms-relay/relay",
         "Deployment/eoms-web/wait-for-migrations",
         "Deployment/eoms-web/web",
@@ -202,6 +207,31 @@ def test_one_relay_that_never_overlaps_and_a_migration_job(k8s):
     assert job["template"]["spec"]["restartPolicy"] == "Never"
     (migrate,) = job["template"]["spec"]["containers"]
     assert migrate["command"] == ["eoms", "migrate", "--noinput"]
+
+
+def test_tick_runs_every_minute_one_at_a_time_like_the_relay(k8s):
+    cron = k8s[("CronJob", "eoms-tick")]
+    assert cron["apiVersion"] == "batch/v1"
+    spec = cron["spec"]
+    assert spec["schedule"] == "* * * * *"
+    assert spec["concurrencyPolicy"] == "Forbid"
+    assert 0 < spec["startingDeadlineSeconds"] < 60, "a missed minute is skipped, not run late"
+    job = spec["jobTemplate"]["spec"]
+    assert job["backoffLimit"] == 0, "the next minute's tick is the retry"
+    assert job["activeDeadlineSeconds"] > 0
+    pod = job["template"]["spec"]
+    assert pod["restartPolicy"] == "Never"
+    (tick,) = pod["containers"]
+    assert tick["command"] == ["eoms", "tick"]
+    assert "ports" not in tick
+    assert not {"livenessProbe", "readinessProbe", "startupProbe"} & set(tick)
+    (relay,) = k8s[("Deployment", "eoms-relay")]["spec"]["template"]["spec"]["containers"]
+    for key in ("image", "envFrom", "env", "securityContext"):
+        assert tick[key] == relay[key], key
+    assert pod["securityContext"] == k8s[("Deployment", "eoms-relay")]["spec"]["template"]["spec"]["securityContext"]
+    labels = job["template"]["metadata"]["labels"]
+    assert labels["app.kubernetes.io/component"] == "tick"
+    assert not WEB_LABELS.items() <= labels.items()
 
 
 def test_config_and_secrets_come_from_the_configmap_and_the_named_secret(k8s):
