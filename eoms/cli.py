@@ -2,6 +2,8 @@
 
 `eoms run` starts the web server with the outbox relay in the same process, `eoms demo` loads the
 demo company, `eoms audit verify` checks the audit chain; every other Django command works as well.
+With RabbitMQ (BROKER_URL): `eoms relay` publishes the outbox, `eoms worker` runs the handlers,
+`eoms beat` schedules the periodic jobs, `eoms outbox status` shows the backlog and dead letters.
 """
 
 import os

@@ -4,11 +4,11 @@
 database never gets a healthy pod restarted. /readyz checks what a request needs: the database
 (down → 503, the pod leaves the load balancer), the cache and the broker (failures are "degraded":
 the cache only speeds things up and the outbox holds events while the broker is away, so the pod
-keeps serving), and reports the outbox backlog. Neither needs authentication, so neither says
+keeps serving), and reports the outbox backlog. The broker check opens a real AMQP connection, so a
+wrong password or virtual host shows as well as a broker that is down. Neither needs authentication, so neither says
 anything secret: no hosts, no URLs, no exception messages, only the class of a failure.
 """
 
-import socket
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -31,7 +31,6 @@ __all__ += ["readiness", "healthz", "readyz"]
 
 OK, DEGRADED, DOWN = "ok", "degraded", "down"
 BROKER_TIMEOUT = 1.0
-BROKER_DEFAULT_PORTS = {"amqp": 5672, "amqps": 5671, "redis": 6379, "rediss": 6379}
 
 
 @dataclass
@@ -78,21 +77,21 @@ def check_cache() -> Check:
 
 
 def check_broker() -> Check:
-    """Without BROKER_URL the relay delivers in-process: nothing to reach. With it, a TCP connection
-    to the broker's host and port within one second."""
+    """Without BROKER_URL the relay delivers in-process: nothing to reach. With it, an AMQP connection
+    opened (credentials and virtual host accepted) and closed within one second; anything less is
+    "degraded": events wait in the outbox until the broker is back."""
     url = settings.BROKER_URL
     if not url:
         return Check(OK, 0.0, {"mode": "embedded"})
     start = time.perf_counter()
     try:
         parts = urlsplit(url)
-        host = parts.hostname
-        port = parts.port or BROKER_DEFAULT_PORTS.get(parts.scheme)
-        if not host or not port:
+        if not parts.hostname:
             return Check(DEGRADED, _elapsed_ms(start), {"mode": "broker", "error": "BROKER_URL has no host or port"})
-        with socket.create_connection((host, port), timeout=BROKER_TIMEOUT):
-            pass
-    except (OSError, ValueError) as exc:
+        from .broker import ping
+
+        ping(url, timeout=BROKER_TIMEOUT)
+    except Exception as exc:  # socket, AMQP and kombu errors alike; only the class is told
         return Check(DEGRADED, _elapsed_ms(start), {"mode": "broker", "error": type(exc).__name__})
     return Check(OK, _elapsed_ms(start), {"mode": "broker"})
 

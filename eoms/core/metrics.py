@@ -407,3 +407,60 @@ def metrics_view(request):
         response["WWW-Authenticate"] = 'Bearer realm="metrics"'
         return response
     return HttpResponse(generate_latest(scrape_registry()), content_type=CONTENT_TYPE_LATEST)
+
+
+# ------------------------------------------------------------------ events over the broker (issue 4)
+# Counted by the process that does the work: the relay (`eoms relay`, or `eoms run`'s relay thread)
+# and `eoms worker`, which serve them on their own port (eoms.core.process_metrics, --metrics-port).
+
+RELAY_PUBLISHED = Counter(
+    "eoms_relay_published",
+    "Outbox messages the relay delivered: confirmed by the broker (mode=broker) or processed by the "
+    "in-process handlers (mode=embedded).",
+    ["mode"],
+    registry=REGISTRY,
+)
+RELAY_FAILED = Counter(
+    "eoms_relay_failed",
+    "Outbox messages the relay could not deliver in a pass (refused or not confirmed by the broker, "
+    "or a handler failed in-process); they stay in the outbox and go again.",
+    ["mode"],
+    registry=REGISTRY,
+)
+CONSUMER_PROCESSED = Counter(
+    "eoms_consumer_processed",
+    "Broker messages whose handlers all ran (or had already run), acked by eoms worker.",
+    ["event_type"],
+    registry=REGISTRY,
+)
+CONSUMER_FAILED = Counter(
+    "eoms_consumer_failed",
+    "Delivery attempts of broker messages that a handler failed (each retried after a delay, or dead-lettered).",
+    ["event_type"],
+    registry=REGISTRY,
+)
+CONSUMER_DEAD_LETTERED = Counter(
+    "eoms_consumer_dead_lettered",
+    "Broker messages given up after EOMS_BROKER_MAX_ATTEMPTS failed attempts, or unreadable.",
+    ["event_type"],
+    registry=REGISTRY,
+)
+MESSAGING_COUNTERS = (RELAY_PUBLISHED, RELAY_FAILED, CONSUMER_PROCESSED, CONSUMER_FAILED, CONSUMER_DEAD_LETTERED)
+
+
+class DeadLetterCollector:
+    """Open dead letters, read at scrape time (the admin page lists them)."""
+
+    def describe(self):
+        return []
+
+    def collect(self):
+        dead_letter = apps.get_model("core", "DeadLetter")
+        try:
+            count = dead_letter.objects.filter(state="open").count()
+        except DatabaseError:
+            return
+        yield GaugeMetricFamily("eoms_dead_letters_open", "Dead letters waiting for an administrator.", value=count)
+
+
+REGISTRY.register(DeadLetterCollector())

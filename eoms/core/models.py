@@ -6,7 +6,7 @@ from django.utils.translation import gettext_lazy as _
 
 from .ids import uuid7
 
-__all__ = ["BaseModel", "AuditEntry", "AuditChainHead", "OutboxMessage", "ProcessedMessage", "Counter"]
+__all__ = ["BaseModel", "AuditEntry", "AuditChainHead", "OutboxMessage", "ProcessedMessage", "Counter", "DeadLetter"]
 
 
 class BaseModel(models.Model):
@@ -119,3 +119,45 @@ class Counter(models.Model):
 
     name = models.CharField(max_length=60, primary_key=True)
     value = models.BigIntegerField(default=0)
+
+
+class DeadLetter(models.Model):
+    """A broker message the consumers gave up on: its handlers failed EOMS_BROKER_MAX_ATTEMPTS times
+    (or it could not be read). Written by `eoms worker` from the dead-letter queue, one row per
+    message; an administrator replays it (the outbox sends it again and only the handlers that have
+    not processed it run) or discards it, each audited (eoms.core.dead_letters). A replayed message
+    that dies again opens its row again and counts one more death."""
+
+    class State(models.TextChoices):
+        OPEN = "open", _("Open")
+        REPLAYED = "replayed", _("Replayed")
+        DISCARDED = "discarded", _("Discarded")
+
+    id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
+    message_id = models.UUIDField(_("message id"), unique=True)
+    event_type = models.CharField(_("event type"), max_length=120)
+    aggregate_type = models.CharField(_("object type"), max_length=80, blank=True)
+    aggregate_id = models.CharField(_("object id"), max_length=64, blank=True)
+    body = models.JSONField(_("message"), default=dict)
+    error = models.TextField(_("error"), blank=True)
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    deaths = models.PositiveIntegerField(_("deaths"), default=1)
+    state = models.CharField(_("state"), max_length=16, choices=State.choices, default=State.OPEN, db_index=True)
+    dead_at = models.DateTimeField(_("dead since"))
+    resolved_at = models.DateTimeField(_("resolved at"), null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("resolved by"),
+    )
+
+    class Meta:
+        ordering = ["-dead_at"]
+        verbose_name = _("dead letter")
+        verbose_name_plural = _("dead letters")
+
+    def __str__(self):
+        return f"{self.event_type} {self.message_id}"

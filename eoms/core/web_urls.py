@@ -1,10 +1,15 @@
-"""Pages of the shared kernel, without a namespace: the audit browser."""
+"""Pages of the shared kernel, without a namespace: the audit browser and the dead letters."""
 
 from django.urls import path
 
-from . import web_views
+from . import dead_letter_views, web_views
 
 urlpatterns = [
     path("audit/", web_views.audit_log, name="audit"),
     path("audit/verify/", web_views.audit_verify, name="audit_verify"),
+    path("dead-letters/", dead_letter_views.dead_letter_list, name="dead_letters"),
+    path("dead-letters/<uuid:dead_letter_id>/replay/", dead_letter_views.dead_letter_replay, name="dead_letter_replay"),
+    path(
+        "dead-letters/<uuid:dead_letter_id>/discard/", dead_letter_views.dead_letter_discard, name="dead_letter_discard"
+    ),
 ]

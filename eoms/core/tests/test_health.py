@@ -9,6 +9,7 @@ from django.db import OperationalError, connections
 from django.utils import timezone
 
 from eoms.core.models import OutboxMessage
+from eoms.testing.broker import BROKER_TEST_URL
 
 NOW = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
 
@@ -99,8 +100,26 @@ def test_readyz_is_degraded_but_serving_when_the_cache_fails(client, settings):
     assert body["checks"]["database"]["status"] == "ok"
 
 
+@pytest.mark.broker
 @pytest.mark.django_db
 def test_readyz_reaches_the_broker_when_broker_url_is_set(client, settings):
+    settings.BROKER_URL = BROKER_TEST_URL
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ok"
+    assert body["checks"]["broker"]["status"] == "ok"
+    assert body["checks"]["broker"]["mode"] == "broker"
+    assert set(body["checks"]["broker"]) == {"status", "latency_ms", "mode"}
+    assert 0 < body["checks"]["broker"]["latency_ms"] < 1000
+    assert b"guest" not in response.content
+    assert b"127.0.0.1" not in response.content
+
+
+@pytest.mark.django_db
+def test_readyz_is_degraded_when_the_port_answers_but_not_in_amqp(client, settings):
+    # A TCP listener that never speaks AMQP: the connection opens, the handshake never comes (a hung
+    # broker, or the wrong service on the port); the check gives up after its one second.
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen(1)
@@ -109,12 +128,25 @@ def test_readyz_reaches_the_broker_when_broker_url_is_set(client, settings):
         response = client.get("/readyz")
     assert response.status_code == 200
     body = response.json()
-    assert body["status"] == "ok"
-    assert body["checks"]["broker"]["status"] == "ok"
-    assert body["checks"]["broker"]["mode"] == "broker"
-    assert set(body["checks"]["broker"]) == {"status", "latency_ms", "mode"}
+    assert body["status"] == "degraded"
+    assert body["checks"]["broker"]["status"] == "degraded"
+    assert body["checks"]["broker"]["error"] == "TimeoutError"
+    assert 900 <= body["checks"]["broker"]["latency_ms"] < 3000
     assert b"s3cret-pass" not in response.content
-    assert b"127.0.0.1" not in response.content
+
+
+@pytest.mark.broker
+@pytest.mark.django_db
+def test_readyz_is_degraded_when_the_broker_refuses_the_credentials(client, settings):
+    settings.BROKER_URL = BROKER_TEST_URL.replace("guest:guest@", "guest:not-the-password@")
+    body = client.get("/readyz").json()
+    assert body["status"] == "degraded"
+    assert body["checks"]["broker"] == {
+        "status": "degraded",
+        "latency_ms": body["checks"]["broker"]["latency_ms"],
+        "mode": "broker",
+        "error": "AccessRefused",
+    }
 
 
 @pytest.mark.django_db

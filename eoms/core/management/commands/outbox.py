@@ -1,10 +1,12 @@
-"""`eoms outbox status`: how far the relay is behind."""
+"""`eoms outbox status`: how far the relay is behind, and (with a broker) the dead letters waiting
+for an administrator (the dead-letter page, /dead-letters/)."""
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db.models import Min
 from django.utils import timezone
 
-from eoms.core.models import OutboxMessage
+from eoms.core.models import DeadLetter, OutboxMessage
 
 
 def _age(seconds: float) -> str:
@@ -26,11 +28,14 @@ def _when(value) -> str:
 
 
 class Command(BaseCommand):
-    help = "Outbox tools. `status`: unsent backlog, age of the oldest unsent message, failing messages."
+    help = (
+        "Outbox tools. `status`: unsent backlog, age of the oldest unsent message, failing messages and, "
+        "with a broker, dead letters."
+    )
 
     def add_arguments(self, parser):
         sub = parser.add_subparsers(dest="action", required=True, title="actions")
-        sub.add_parser("status", help="Backlog, oldest unsent age and failing count.")
+        sub.add_parser("status", help="Backlog, oldest unsent age, failing count, dead letters.")
 
     def handle(self, *args, action: str, **options):
         if action == "status":
@@ -49,4 +54,13 @@ class Command(BaseCommand):
                         f"  #{message.id} {message.event_type} {message.aggregate_type}:{message.aggregate_id} "
                         f"attempts={message.attempts} next={_when(message.next_attempt_at)} "
                         f"error={message.last_error[:120]}"
+                    )
+            dead = DeadLetter.objects.filter(state=DeadLetter.State.OPEN)
+            count = dead.count()
+            if settings.BROKER_URL or count:  # only consumers of a broker write dead letters
+                self.stdout.write(f"dead letters: {count} open")
+                for letter in dead.order_by("-dead_at")[:10]:
+                    self.stdout.write(
+                        f"  {letter.message_id} {letter.event_type} {letter.aggregate_type}:{letter.aggregate_id} "
+                        f"attempts={letter.attempts} dead={_when(letter.dead_at)} error={letter.error[:120]}"
                     )

@@ -1,5 +1,6 @@
 """`eoms tick`: run every periodic job once (approval SLA reminders and timeouts…) and print what
-each did. For cron or a Kubernetes CronJob where no relay process runs them; safe to run often."""
+each did. For cron or a Kubernetes CronJob where no relay process runs them; safe to run often. With a
+broker, `eoms beat` schedules them for the workers instead; this still runs them here, at once."""
 
 from django.core.management.base import BaseCommand
 
