@@ -3,7 +3,6 @@
 Counters live for the whole process, so tests compare a scrape before and after what they do.
 """
 
-import gc
 import shutil
 import socket
 import time
@@ -220,49 +219,54 @@ def test_readiness_of_each_component(client, settings):
     assert value(samples, "eoms_ready", component="database") == 1.0
 
 
-def _gc_connections():
-    """Connections of threads that ended are counted until their wrappers are collected."""
-    gc.collect()
-
-
-@pytest.mark.django_db
-def test_connections_kept_open_between_requests_are_counted_by_alias(client):
-    _gc_connections()
-    assert client.get("/readyz").status_code == 200  # runs SQL; the test client keeps the connection open
-    samples = scrape(client)
-    assert value(samples, "eoms_db_connections_open", alias="default") == 1
-    age = samples[("eoms_db_connection_age_seconds", frozenset({"alias": "default"}.items()))]
-    assert 0 <= age < 3600
-
-
-@pytest.mark.django_db
-def test_connection_age_is_measured_from_when_it_was_opened(tmp_path):
-    # A connection of its own that can really be closed (the in-memory SQLite test database cannot).
+@pytest.fixture
+def probe(tmp_path):
+    """A connection of its own, alias "probe", that can really be closed (the in-memory SQLite test
+    database cannot), and that no other thread of the test process shares: its counts are exact."""
     probe_db = {"ENGINE": "django.db.backends.sqlite3", "NAME": str(tmp_path / "probe.sqlite3")}
     settings_dict = connections.configure_settings({"default": probe_db, "probe": probe_db})["probe"]
-    probe = SQLiteWrapper(settings_dict, alias="probe")
-    _gc_connections()
-    try:
-        assert "probe" not in metrics.sample_connections()
-        before = time.time()
-        probe.ensure_connection()
-        after = time.time()
-        sample = metrics.sample_connections(now=after + 30)
-        count, age = sample["probe"]
-        assert count == 1
-        assert 30 <= age <= 30 + (after - before)
-        assert set(sample) >= {"default", "probe"}
+    wrapper = SQLiteWrapper(settings_dict, alias="probe")
+    yield wrapper
+    wrapper.close()
+    metrics.DB_CONNECTIONS_OPEN.remove("probe")
+    metrics.DB_CONNECTION_AGE.remove("probe")
 
-        probe.close()
-        assert metrics.sample_connections(now=after + 60)["probe"] == (0, 0.0)
-        probe.ensure_connection()
-        count, age = metrics.sample_connections(now=time.time() + 5)["probe"]
-        assert count == 1
-        assert 5 <= age < 30  # a new connection, not the first one's age
-    finally:
-        probe.close()
-        metrics.DB_CONNECTIONS_OPEN.remove("probe")
-        metrics.DB_CONNECTION_AGE.remove("probe")
+
+@pytest.mark.django_db
+def test_connections_kept_open_are_sampled_as_each_request_finishes(client, probe):
+    probe.ensure_connection()
+    assert client.get("/healthz").status_code == 200
+    samples = scrape(client)
+    assert value(samples, "eoms_db_connections_open", alias="probe") == 1
+    assert 0 < value(samples, "eoms_db_connection_age_seconds", alias="probe") < 60
+    assert value(samples, "eoms_db_connections_open", alias="default") >= 1  # this test's own, at least
+
+    probe.close()
+    samples = scrape(client)  # the scrape before it finished: the probe was still counted
+    assert value(samples, "eoms_db_connections_open", alias="probe") == 1
+    samples = scrape(client)
+    assert value(samples, "eoms_db_connections_open", alias="probe") == 0
+    assert value(samples, "eoms_db_connection_age_seconds", alias="probe") == 0
+
+
+@pytest.mark.django_db
+def test_connection_age_is_measured_from_when_it_was_opened(probe):
+    assert metrics.sample_connections().get("probe", (0, 0.0)) == (0, 0.0)
+    before = time.time()
+    probe.ensure_connection()
+    after = time.time()
+    sample = metrics.sample_connections(now=after + 30)
+    count, age = sample["probe"]
+    assert count == 1
+    assert 30 <= age <= 30 + (after - before)
+    assert set(sample) >= {"default", "probe"}
+
+    probe.close()
+    assert metrics.sample_connections(now=after + 60)["probe"] == (0, 0.0)
+    probe.ensure_connection()
+    count, age = metrics.sample_connections(now=time.time() + 5)["probe"]
+    assert count == 1
+    assert 5 <= age < 30  # a new connection, not the first one's age
 
 
 def _server_count(sql: str) -> list[tuple]:
