@@ -19,6 +19,7 @@ __all__ = [
     "users_with_role",
     "get_active_user",
     "resolve_deputy",
+    "delegating_users",
     "list_delegations",
     "managers_of",
 ]
@@ -99,6 +100,20 @@ def get_active_user(user_id) -> User | None:
         return User.objects.filter(pk=user_id, is_active=True).first()
     except (ValueError, TypeError):
         return None
+
+
+def delegating_users(user_ids, *, on) -> set:
+    """Which of these users have a delegation in force on date `on` (one narrow query): a task
+    for anyone else goes to them directly, with no chain to walk."""
+    from .models import Delegation
+
+    if not user_ids:
+        return set()
+    return set(
+        Delegation.objects.filter(
+            user_id__in=list(user_ids), revoked_at__isnull=True, starts_on__lte=on, ends_on__gte=on
+        ).values_list("user_id", flat=True)
+    )
 
 
 def resolve_deputy(user, *, on) -> tuple:

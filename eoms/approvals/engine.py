@@ -10,13 +10,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.contrib.auth import get_user_model
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from eoms.accounts.roles import READ_ONLY_ROLES, Role
-from eoms.accounts.selectors import is_read_only, managers_of, resolve_deputy, users_with_role
+from eoms.accounts.selectors import delegating_users, is_read_only, managers_of, resolve_deputy, users_with_role
 from eoms.core.events import emit
 from eoms.core.ids import valid_uuids
+from eoms.core.rows import Insert, Update
 from eoms.core.workcalendar import add_working_hours
 
 from . import events
@@ -130,17 +132,19 @@ class Context:
     ):
         """One entry of the timeline. `system`: done by a rule of the flow (an automatic approval,
         a timeout), recorded without an actor whoever's action set it off."""
-        return ApprovalAction.objects.create(
-            instance=self.instance,
-            task=task,
-            kind=kind,
-            actor=None if system else self.actor,
-            on_behalf_of=None if system else self.on_behalf_of,
-            node_id=getattr(node, "id", "") or "",
-            node_name=getattr(node, "name", "") or "",
-            comment=comment,
-            detail=detail or {},
-            at=self.now,
+        return _insert_action.save(
+            ApprovalAction(
+                instance=self.instance,
+                task=task,
+                kind=kind,
+                actor=None if system else self.actor,
+                on_behalf_of=None if system else self.on_behalf_of,
+                node_id=getattr(node, "id", "") or "",
+                node_name=getattr(node, "name", "") or "",
+                comment=comment,
+                detail=detail or {},
+                at=self.now,
+            )
         )
 
     def emit(
@@ -170,6 +174,13 @@ class Context:
         )
 
 
+# The rows every decision writes, with prepared statements (eoms.core.rows).
+_insert_action = Insert(ApprovalAction)
+_insert_step = Insert(ApprovalStep)
+_insert_task = Insert(ApprovalTask)
+_finish_step = Update(ApprovalStep, set=("state", "finished_at"), where=("id",))
+
+
 # --- approvers ---------------------------------------------------------------------------------
 
 
@@ -188,6 +199,8 @@ def _without_read_only(candidates: list[Candidate]) -> list[Candidate]:
     """The candidates who may decide: read-only users (auditors) left out, in one query."""
     if not candidates:
         return candidates
+    if all(hasattr(c.user, "_read_only") for c in candidates):
+        return [c for c in candidates if not c.user._read_only]
     read_only = set(
         get_user_model()
         .objects.filter(pk__in=[c.user.pk for c in candidates], groups__name__in=READ_ONLY_ROLES)
@@ -204,7 +217,13 @@ def _found(src, node, *, subject: Subject, initiator, picked: dict) -> list[Cand
         subject = subject()
     if src.source == "users":
         ids = valid_uuids(src.users)
-        by_id = {str(u.pk): u for u in User.objects.filter(pk__in=ids, is_active=True)}
+        # Whether each is read-only comes in the same query (_without_read_only then asks nothing).
+        users = User.objects.filter(pk__in=ids, is_active=True).annotate(
+            _read_only=Exists(
+                User.groups.through.objects.filter(user_id=OuterRef("pk"), group__name__in=READ_ONLY_ROLES)
+            )
+        )
+        by_id = {str(u.pk): u for u in users}
         return [Candidate(by_id[i], _("named in the flow")) for i in ids if i in by_id]
     if src.source == "role":
         label = Role(src.role).label if src.role in Role.values else src.role
@@ -288,8 +307,11 @@ def resolve_approvers(node, *, subject: Subject, initiator, picked: dict, on) ->
                 unique = [c for c in unique if c.user.pk != initiator.pk]
             note = "admins" if unique else "none"
     delegated: list[Candidate] = []
+    delegating = delegating_users([c.user.pk for c in unique], on=on)
     for c in unique:
-        deputy = deputy_of(c.user, initiator=initiator if guarded else None, on=on)
+        deputy = (
+            deputy_of(c.user, initiator=initiator if guarded else None, on=on) if c.user.pk in delegating else c.user
+        )
         if deputy.pk != c.user.pk:
             c = Candidate(deputy, c.reason, on_behalf_of=c.user)
         if all(c.user.pk != d.user.pk for d in delegated):
@@ -486,19 +508,21 @@ def _activate_approval(ctx: Context, element: Element, reason: str) -> bool:
         node, subject=lambda: ctx.subject, initiator=instance.initiator, picked=instance.picked, on=on
     )
     sequential = node.mode == "sequence" or (node.approvers.source == "manager" and node.approvers.chain)
-    step = ApprovalStep.objects.create(
-        instance=instance,
-        node_id=node.id,
-        node_name=node.name,
-        kind="approval",
-        round=instance.round,
-        state=StepState.ACTIVE,
-        mode="sequence" if sequential else node.mode,
-        needed=quorum_needed(node, len(candidates)) if not sequential else len(candidates),
-        reason=reason[:300],
-        started_at=ctx.now,
-        due_at=_due(ctx, node.sla_hours),
-        remind_at=_due(ctx, node.remind_after_hours),
+    step = _insert_step.save(
+        ApprovalStep(
+            instance=instance,
+            node_id=node.id,
+            node_name=node.name,
+            kind="approval",
+            round=instance.round,
+            state=StepState.ACTIVE,
+            mode="sequence" if sequential else node.mode,
+            needed=quorum_needed(node, len(candidates)) if not sequential else len(candidates),
+            reason=reason[:300],
+            started_at=ctx.now,
+            due_at=_due(ctx, node.sla_hours),
+            remind_at=_due(ctx, node.remind_after_hours),
+        )
     )
     if not candidates:
         approve = note == "approve"
@@ -533,16 +557,18 @@ def _activate_approval(ctx: Context, element: Element, reason: str) -> bool:
         return False
     previous = None
     for position, candidate in enumerate(candidates):
-        task = ApprovalTask.objects.create(
-            instance=instance,
-            step=step,
-            kind=TaskKind.APPROVER,
-            state=TaskState.WAITING if (sequential and previous is not None) else TaskState.PENDING,
-            assignee=candidate.user,
-            on_behalf_of=candidate.on_behalf_of,
-            after=previous if sequential else None,
-            position=position,
-            reason=candidate.reason[:300],
+        task = _insert_task.save(
+            ApprovalTask(
+                instance=instance,
+                step=step,
+                kind=TaskKind.APPROVER,
+                state=TaskState.WAITING if (sequential and previous is not None) else TaskState.PENDING,
+                assignee=candidate.user,
+                on_behalf_of=candidate.on_behalf_of,
+                after=previous if sequential else None,
+                position=position,
+                reason=candidate.reason[:300],
+            )
         )
         if task.state == TaskState.PENDING:
             task_created(ctx, task, node)
@@ -659,7 +685,7 @@ def settle_step(ctx: Context, step: ApprovalStep) -> None:
         return
     step.state = StepState.APPROVED if outcome == "approved" else StepState.REJECTED
     step.finished_at = ctx.now
-    step.save(update_fields=["state", "finished_at"])
+    _finish_step(step.state, step.finished_at, step.pk)
     if any(st in OPEN_TASK_STATES for _k, st in step_tasks(step)):
         close_open_tasks(step, ctx.now)
     if outcome == "approved":

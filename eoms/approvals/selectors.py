@@ -4,9 +4,10 @@ instances of objects the actor may see (or holds a task on), and the actor's own
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
-from django.db import connection
 from django.db.models import Count, Q, QuerySet
 from django.utils.translation import gettext as _
+
+from eoms.core.rows import Get
 
 from .errors import DefinitionNotFound, InstanceNotFound, TaskNotFound
 from .models import (
@@ -31,6 +32,7 @@ __all__ = [
     "draft_of",
     "access_instance",
     "access_task",
+    "own_task",
     "can_view_instance",
     "has_task_on",
     "list_tasks",
@@ -125,17 +127,20 @@ def _instances():
 def lock_instance(instance_id) -> ApprovalInstance | None:
     """Lock one instance row (SELECT … FOR UPDATE of that row only) and read it with its definition
     and initiator. The lock is taken without joins: a join would lock the definition and user rows
-    too (and MariaDB has no FOR UPDATE OF), serialising every decision on every instance of a flow."""
-    if connection.features.has_select_for_update_of or not connection.features.has_select_for_update:
-        # PostgreSQL locks the instance row alone in the same query; SQLite has no row locks (its
-        # IMMEDIATE transaction holds the database's write lock already).
-        qs = _instances().filter(pk=instance_id)
-        if connection.features.has_select_for_update:
-            qs = qs.select_for_update(of=("self",))
-        return qs.first()
-    if not list(ApprovalInstance.objects.select_for_update().filter(pk=instance_id).values_list("pk", flat=True)):
-        return None
-    return _instances().get(pk=instance_id)
+    too (and MariaDB has no FOR UPDATE OF), serialising every decision on every instance of a flow.
+    On SQLite there are no row locks: its IMMEDIATE transaction holds the database's write lock."""
+    return _lock_instance(instance_id)
+
+
+_lock_instance = Get(ApprovalInstance, where=("id",), related=("definition", "initiator"), lock=True)
+_own_task = Get(ApprovalTask, where=("id", "assignee"), related=("step", "on_behalf_of"))
+
+
+def own_task(actor, task_id) -> ApprovalTask | None:
+    """The actor's own task with its step (and the user it was meant for), or None: the read a
+    decision starts with, narrower than access_task's (no instance, flow or assignee rows), with a
+    prepared statement (eoms.core.rows)."""
+    return _own_task(task_id, getattr(actor, "pk", None))
 
 
 def access_task(actor, task_id) -> ApprovalTask:

@@ -24,6 +24,7 @@ from eoms.accounts.roles import READ_ONLY_ROLES
 from eoms.accounts.selectors import is_read_only, managers_of
 from eoms.core.events import emit
 from eoms.core.ids import valid_uuids
+from eoms.core.rows import Update, Values
 
 from . import engine, events, policies
 from .definition import (
@@ -504,9 +505,11 @@ def _pending_task_for(actor, task_id) -> tuple[ApprovalInstance, ApprovalTask]:
     """Lock the task's instance, then read the task afresh: the order that serialises decisions.
     404 for a task the actor may not see, 403 for someone else's task (a task's assignee never
     changes: a transfer makes a new task) or a read-only actor, 409 for a task no longer pending."""
-    from .selectors import access_task
+    from .selectors import access_task, own_task
 
-    seen = access_task(actor, task_id)
+    # The assignee's own task in one narrow read; anyone else goes through the full visibility check
+    # (404 for what they may not see, 403 for what they may see but not decide).
+    seen = own_task(actor, task_id) or access_task(actor, task_id)
     if is_read_only(actor):
         raise ApprovalPermissionDenied(_("Your role only reads; it cannot decide approvals."))
     if seen.assignee_id != actor.pk:
@@ -517,6 +520,8 @@ def _pending_task_for(actor, task_id) -> tuple[ApprovalInstance, ApprovalTask]:
     # and everything else a decision reads (the other tasks of its step) is read under the lock.
     # On SQLite the IMMEDIATE transaction already held the write lock when it was read.
     task = seen
+    task.instance = instance
+    task.step.instance = instance
     if task.state != TaskState.PENDING or instance.state != InstanceState.RUNNING:
         raise TaskNotPending(
             _("This task is already %(state)s; nothing was changed.") % {"state": task.get_state_display()},
@@ -525,11 +530,19 @@ def _pending_task_for(actor, task_id) -> tuple[ApprovalInstance, ApprovalTask]:
     return instance, task
 
 
+_task_cas: dict[tuple[str, ...], Update] = {}
+_step_tasks = Values(ApprovalTask, fields=("id", "kind", "state", "after"), where=("step",), order_by=("created_at",))
+
+
 def _move_task(task: ApprovalTask, **values) -> None:
     """Compare-and-set on the task: only a pending task at the version we read moves."""
-    updated = ApprovalTask.objects.filter(pk=task.pk, state=TaskState.PENDING, version=task.version).update(
-        **values, version=F("version") + 1, updated_at=timezone.now()
-    )
+    names = tuple(values)
+    cas = _task_cas.get(names)
+    if cas is None:
+        cas = _task_cas[names] = Update(
+            ApprovalTask, set=(*names, "updated_at"), where=("id", "state", "version"), increment=("version",)
+        )
+    updated = cas(*values.values(), timezone.now(), task.pk, TaskState.PENDING, task.version)
     if not updated:
         raise TaskNotPending(_("This task was decided by someone else a moment ago; reload it."))
     for k, v in values.items():
@@ -660,7 +673,7 @@ def decide_task(
     step = task.step
     # The step's tasks, read once after the instance lock (current): the outcome and the followers
     # to wake come from the same rows.
-    rows = list(step.tasks.values_list("id", "kind", "state", "after_id"))
+    rows = _step_tasks(step.pk)
     step._task_rows = [(k, st) for _i, k, st, _a in rows]
     if decision == "approve":
         waiting = [i for i, _k, st, after in rows if after == task.pk and st == TaskState.WAITING]

@@ -14,12 +14,13 @@ from datetime import UTC, datetime
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import transaction
+from django.db import connections, router
 from django.utils import timezone
 from django.utils.ipv6 import clean_ipv6_address
 
 from .context import current_request
 from .models import AuditChainHead, AuditEntry
+from .rows import Insert
 
 __all__ = ["record", "verify_chain", "ChainProblem", "normalise"]
 
@@ -72,17 +73,37 @@ def _hash(entry: AuditEntry) -> str:
     return hmac.new(_key(), _canonical(entry), hashlib.sha256).hexdigest()
 
 
+_insert_entry = Insert(AuditEntry)
+
+
+def _head_statements(connection) -> tuple[str, str]:
+    qn = connection.ops.quote_name
+    table, seq, hash_ = qn(AuditChainHead._meta.db_table), qn("seq"), qn("hash")
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    return (
+        f"SELECT {seq}, {hash_} FROM {table} WHERE {qn('id')} = 1{lock}",
+        f"UPDATE {table} SET {seq} = %s, {hash_} = %s WHERE {qn('id')} = 1",
+    )
+
+
 def record(
     *, actor, action: str, object_type: str, object_id, object_repr: str = "", changes: dict | None = None
 ) -> AuditEntry:
-    """Append one entry. Must be called inside the transaction that makes the change it records."""
-    if not transaction.get_connection().in_atomic_block:
+    """Append one entry. Must be called inside the transaction that makes the change it records.
+    The chain head is locked (SELECT … FOR UPDATE) until that transaction ends, which keeps `seq`
+    gapless under concurrency. The statements are prepared (core.rows): this runs on every write.
+    """
+    connection = connections[router.db_for_write(AuditEntry)]
+    if not connection.in_atomic_block:
         raise RuntimeError("audit.record must run inside the transaction of the change it records")
-    head = AuditChainHead.objects.select_for_update().get(pk=1)
+    select_head, update_head = _head_statements(connection)
+    with connection.cursor() as cursor:
+        cursor.execute(select_head)
+        seq, prev_hash = cursor.fetchone()
     info = current_request()
     actor_id = getattr(actor, "pk", None) if actor is not None else None
     entry = AuditEntry(
-        seq=head.seq + 1,
+        seq=seq + 1,
         # Microseconds are kept on every backend we support (MySQL DATETIME(6)).
         at=timezone.now(),
         actor_id=actor_id,
@@ -94,11 +115,12 @@ def record(
         object_id=str(object_id),
         object_repr=str(object_repr)[:200],
         changes=normalise(changes or {}),
-        prev_hash=head.hash,
+        prev_hash=prev_hash,
     )
     entry.hash = _hash(entry)
-    entry.save(force_insert=True)
-    AuditChainHead.objects.filter(pk=1).update(seq=entry.seq, hash=entry.hash)
+    _insert_entry.save(entry)
+    with connection.cursor() as cursor:
+        cursor.execute(update_head, [entry.seq, entry.hash])
     return entry
 
 

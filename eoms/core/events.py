@@ -6,10 +6,13 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from django.db import transaction
+from django.utils import timezone
 
 from . import audit
 from .context import current_request
+from .ids import uuid7
 from .models import OutboxMessage
+from .rows import Insert
 
 __all__ = ["DomainEvent", "emit"]
 
@@ -38,7 +41,8 @@ def emit(
 ) -> OutboxMessage:
     """Record `event`: one audit entry (action defaults to the event type) and one outbox message.
 
-    Raises RuntimeError outside a transaction: an event must commit or roll back with its change."""
+    Raises RuntimeError outside a transaction: an event must commit or roll back with its change.
+    The message is written with a prepared statement (core.rows)."""
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("emit() must run inside the transaction of the change it reports")
     audit.record(
@@ -49,7 +53,8 @@ def emit(
         object_repr=object_repr,
         changes=changes,
     )
-    return OutboxMessage.objects.create(
+    message = OutboxMessage(
+        message_id=uuid7(),
         event_type=event.event_type,
         event_version=event.version,
         aggregate_type=event.aggregate_type,
@@ -57,4 +62,10 @@ def emit(
         payload=event.payload(),
         actor_id=str(actor.pk) if getattr(actor, "pk", None) else "",
         request_id=current_request().request_id,
+        created_at=timezone.now(),
     )
+    _insert_message.save(message)
+    return message
+
+
+_insert_message = Insert(OutboxMessage)
