@@ -3,19 +3,25 @@ worker runs the same handlers with manual acks, retries with backoff, dead-lette
 and an administrator replays or discards a dead letter from its page. Each test has its own exchange
 and queues (eoms.testing.broker)."""
 
+import io
 import json
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 
 import amqp
 import kombu
 import pytest
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.db import transaction
 from django.test import Client
 from django.urls import reverse
 from django.utils import translation
 
-from eoms.core import broker, periodic, relay
+from eoms.core import broker, periodic, process_metrics, relay
 from eoms.core.consumer import Beat, Worker
 from eoms.core.events import DomainEvent, emit
 from eoms.core.metrics import CONSUMER_DEAD_LETTERED, CONSUMER_FAILED, CONSUMER_PROCESSED, RELAY_PUBLISHED
@@ -402,3 +408,75 @@ def test_beat_schedules_periodic_jobs_and_the_worker_runs_them(broker_settings, 
     finally:
         periodic._JOBS.pop("test.broker.job", None)
     assert ran == [1, 1]
+
+
+# ------------------------------------------------------------------------------------- the commands
+
+
+def _call(*args) -> tuple[str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    call_command(*args, stdout=out, stderr=err)
+    return out.getvalue(), err.getvalue()
+
+
+@pytest.mark.parametrize("command", ["worker", "beat"])
+def test_worker_and_beat_need_a_broker(settings, command):
+    settings.BROKER_URL = ""
+    with pytest.raises(CommandError, match="^BROKER_URL is not set: "):
+        _call(command)
+
+
+def test_relay_once_says_when_the_broker_is_away(broker_settings, calls):
+    broker_settings.BROKER_URL = "amqp://guest:guest@127.0.0.1:1//"
+    pour(("H", 1))
+    with pytest.raises(CommandError) as raised:
+        _call("relay", "--once")
+    assert str(raised.value) == (
+        "the broker is unavailable (ConnectionRefusedError: [Errno 111] Connection refused); "
+        "the messages wait in the outbox."
+    )
+    assert OutboxMessage.objects.filter(sent_at__isnull=True).count() == 1
+
+
+def test_outbox_status_lists_open_dead_letters_with_a_broker(broker_settings, calls):
+    message, _worker = _poison(calls)
+    letter = DeadLetter.objects.get()
+    out, _ = _call("outbox", "status")
+    lines = out.splitlines()
+    assert lines[:4] == [
+        "backlog: 0 unsent message(s)",
+        "oldest unsent: -",
+        "failing: 0 message(s) with failed attempts",
+        "dead letters: 1 open",
+    ]
+    assert lines[4].startswith(f"  {message.message_id} test.poured test.slab:P attempts=3 dead=")
+    assert lines[4].endswith(" error=RuntimeError: cannot pour P#1")
+    letter.state = DeadLetter.State.DISCARDED
+    letter.save()
+    assert _call("outbox", "status")[0].splitlines()[3:] == ["dead letters: 0 open"]
+
+
+def test_a_process_serves_its_counters_with_the_token_only(settings):
+    settings.EOMS_METRICS_TOKEN = ""
+    with pytest.raises(ImproperlyConfigured, match="needs EOMS_METRICS_TOKEN"):
+        process_metrics.serve("127.0.0.1:0")
+    settings.EOMS_METRICS_TOKEN = "scrape-me"
+    server = process_metrics.serve("127.0.0.1:0")
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/metrics"
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(url, timeout=5)
+        assert refused.value.code == 401
+        RELAY_PUBLISHED.labels(mode="broker").inc(0)
+        request = urllib.request.Request(url, headers={"Authorization": "Bearer scrape-me"})
+        with urllib.request.urlopen(request, timeout=5) as response:
+            text = response.read().decode()
+    finally:
+        server.shutdown()
+        server.server_close()
+    published = counter(RELAY_PUBLISHED, mode="broker")
+    assert f'eoms_relay_published_total{{mode="broker"}} {published}' in text
+    assert "# TYPE eoms_consumer_dead_lettered_total counter" in text
+    assert "eoms_ready" not in text and "eoms_outbox_backlog" not in text  # the web process's gauges
+    assert process_metrics.parse_address("9102") == ("0.0.0.0", 9102)
+    assert process_metrics.parse_address("127.0.0.1:9102") == ("127.0.0.1", 9102)
