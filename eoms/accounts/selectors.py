@@ -1,8 +1,11 @@
 """Reads about users: their roles and the projects in their scope."""
 
+from django.contrib.auth.models import Group
 from django.db.models import QuerySet
 
-from .models import ApiToken, OrgUnit, ProjectMembership, User
+from eoms.core.rows import Values
+
+from .models import ApiToken, Delegation, OrgUnit, ProjectMembership, User
 from .roles import GLOBAL_SCOPE_ROLES, READ_ONLY_ROLES, ProjectRole, Role
 
 __all__ = [
@@ -20,6 +23,7 @@ __all__ = [
     "get_active_user",
     "resolve_deputy",
     "delegating_users",
+    "read_only_users",
     "list_delegations",
     "managers_of",
 ]
@@ -102,18 +106,25 @@ def get_active_user(user_id) -> User | None:
         return None
 
 
+def read_only_users(user_ids) -> set:
+    """Which of these users hold a read-only role (auditors), in two narrow prepared queries."""
+    groups = [group_id for (group_id,) in _groups_named(sorted(READ_ONLY_ROLES))]
+    return {user_id for (user_id,) in _members_of(list(user_ids), groups)}
+
+
+_groups_named = Values(Group, fields=("id",), where=("name__in",))
+_members_of = Values(User.groups.through, fields=("user",), where=("user__in", "group__in"))
+
+
 def delegating_users(user_ids, *, on) -> set:
     """Which of these users have a delegation in force on date `on` (one narrow query): a task
     for anyone else goes to them directly, with no chain to walk."""
-    from .models import Delegation
+    return {user_id for (user_id,) in _delegating(list(user_ids), on, on)}
 
-    if not user_ids:
-        return set()
-    return set(
-        Delegation.objects.filter(
-            user_id__in=list(user_ids), revoked_at__isnull=True, starts_on__lte=on, ends_on__gte=on
-        ).values_list("user_id", flat=True)
-    )
+
+_delegating = Values(
+    Delegation, fields=("user",), where=("user__in", "revoked_at__isnull", "starts_on__lte", "ends_on__gte")
+)
 
 
 def resolve_deputy(user, *, on) -> tuple:

@@ -10,15 +10,21 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.contrib.auth import get_user_model
-from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from eoms.accounts.roles import READ_ONLY_ROLES, Role
-from eoms.accounts.selectors import delegating_users, is_read_only, managers_of, resolve_deputy, users_with_role
+from eoms.accounts.roles import Role
+from eoms.accounts.selectors import (
+    delegating_users,
+    is_read_only,
+    managers_of,
+    read_only_users,
+    resolve_deputy,
+    users_with_role,
+)
 from eoms.core.events import emit
 from eoms.core.ids import valid_uuids
-from eoms.core.rows import Insert, Update
+from eoms.core.rows import Insert, Select, Update
 from eoms.core.workcalendar import add_working_hours
 
 from . import events
@@ -178,6 +184,7 @@ class Context:
 _insert_action = Insert(ApprovalAction)
 _insert_step = Insert(ApprovalStep)
 _insert_task = Insert(ApprovalTask)
+_active_users = Select(get_user_model(), where=("id__in", "is_active"))
 _finish_step = Update(ApprovalStep, set=("state", "finished_at"), where=("id",))
 
 
@@ -196,16 +203,13 @@ def _admins():
 
 
 def _without_read_only(candidates: list[Candidate]) -> list[Candidate]:
-    """The candidates who may decide: read-only users (auditors) left out, in one query."""
+    """The candidates who may decide: read-only users (auditors) left out (asked once for all,
+    unless _found already knew)."""
     if not candidates:
         return candidates
     if all(hasattr(c.user, "_read_only") for c in candidates):
         return [c for c in candidates if not c.user._read_only]
-    read_only = set(
-        get_user_model()
-        .objects.filter(pk__in=[c.user.pk for c in candidates], groups__name__in=READ_ONLY_ROLES)
-        .values_list("pk", flat=True)
-    )
+    read_only = read_only_users([c.user.pk for c in candidates])
     return [c for c in candidates if c.user.pk not in read_only]
 
 
@@ -217,12 +221,11 @@ def _found(src, node, *, subject: Subject, initiator, picked: dict) -> list[Cand
         subject = subject()
     if src.source == "users":
         ids = valid_uuids(src.users)
-        # Whether each is read-only comes in the same query (_without_read_only then asks nothing).
-        users = User.objects.filter(pk__in=ids, is_active=True).annotate(
-            _read_only=Exists(
-                User.groups.through.objects.filter(user_id=OuterRef("pk"), group__name__in=READ_ONLY_ROLES)
-            )
-        )
+        users = _active_users.all(ids, True)
+        # Whether each is read-only is asked here at once (_without_read_only then asks nothing).
+        read_only = read_only_users([u.pk for u in users])
+        for u in users:
+            u._read_only = u.pk in read_only
         by_id = {str(u.pk): u for u in users}
         return [Candidate(by_id[i], _("named in the flow")) for i in ids if i in by_id]
     if src.source == "role":
@@ -714,7 +717,7 @@ def complete(ctx: Context, outcome: str, *, comment: str = "", system: bool = Fa
     ctx.emit(events.ApprovalCompleted, outcome=outcome, changes={"outcome": outcome}, system=system)
     ctx.adapter.on_outcome(
         actor=None if system else ctx.actor,
-        subject=ctx.subject,
+        subject_id=instance.subject_id,
         outcome=outcome,
         comment=comment or ctx.comment,
         instance=instance,

@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import Count, Q, QuerySet
 from django.utils.translation import gettext as _
 
-from eoms.core.rows import Get
+from eoms.core.rows import Select
 
 from .errors import DefinitionNotFound, InstanceNotFound, TaskNotFound
 from .models import (
@@ -82,11 +82,11 @@ def draft_of(*, actor, key: str) -> ApprovalDefinition | None:
 
 
 def published_definitions(subject_type: str) -> list[ApprovalDefinition]:
-    return list(
-        ApprovalDefinition.objects.filter(subject_type=subject_type, status=DefinitionStatus.PUBLISHED).order_by(
-            "priority", "key"
-        )
-    )
+    """The published flows for a type of object, by priority (read on every submission)."""
+    return _published.all(subject_type, DefinitionStatus.PUBLISHED)
+
+
+_published = Select(ApprovalDefinition, where=("subject_type", "status"), order_by=("priority", "key"))
 
 
 def has_task_on(actor, subject_type: str, subject_id) -> bool:
@@ -129,18 +129,18 @@ def lock_instance(instance_id) -> ApprovalInstance | None:
     and initiator. The lock is taken without joins: a join would lock the definition and user rows
     too (and MariaDB has no FOR UPDATE OF), serialising every decision on every instance of a flow.
     On SQLite there are no row locks: its IMMEDIATE transaction holds the database's write lock."""
-    return _lock_instance(instance_id)
+    return _lock_instance.first(instance_id)
 
 
-_lock_instance = Get(ApprovalInstance, where=("id",), related=("definition", "initiator"), lock=True)
-_own_task = Get(ApprovalTask, where=("id", "assignee"), related=("step", "on_behalf_of"))
+_lock_instance = Select(ApprovalInstance, where=("id",), related=("definition", "initiator"), lock=True)
+_own_task = Select(ApprovalTask, where=("id", "assignee"), related=("step", "on_behalf_of"))
 
 
 def own_task(actor, task_id) -> ApprovalTask | None:
     """The actor's own task with its step (and the user it was meant for), or None: the read a
     decision starts with, narrower than access_task's (no instance, flow or assignee rows), with a
     prepared statement (eoms.core.rows)."""
-    return _own_task(task_id, getattr(actor, "pk", None))
+    return _own_task.first(task_id, getattr(actor, "pk", None))
 
 
 def access_task(actor, task_id) -> ApprovalTask:
@@ -224,12 +224,17 @@ def instances_of(subject_type: str, subject_id) -> QuerySet:
 
 
 def current_instance(subject_type: str, subject_id) -> ApprovalInstance | None:
-    return (
-        instances_of(subject_type, subject_id)
-        .filter(state__in=[InstanceState.RUNNING, InstanceState.RETURNED])
-        .order_by("-started_at")
-        .first()
-    )
+    """The object's running or returned approval (the latest, should data hold two), or None."""
+    found = _open_instances.all(subject_type, str(subject_id), [InstanceState.RUNNING, InstanceState.RETURNED])
+    return found[-1] if found else None
+
+
+_open_instances = Select(
+    ApprovalInstance,
+    where=("subject_type", "subject_id", "state__in"),
+    related=("definition", "initiator"),
+    order_by=("started_at",),
+)
 
 
 def instance_timeline(instance: ApprovalInstance) -> QuerySet:

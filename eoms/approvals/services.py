@@ -358,12 +358,13 @@ def select_definition(subject_type: str, facts: dict, *, candidates=None) -> tup
     """The published flow for an object with these facts, and why: the first by priority whose
     condition holds, else the default. NoApplicableFlow when there is none."""
     adapter = get_adapter(subject_type)
-    fields = {f.name: f for f in adapter.fields()}
     definitions = candidates if candidates is not None else published_definitions(subject_type)
     from .definition import describe_condition
 
+    fields = None  # the adapter's fields (their choices come from the database) only when a rule needs them
     for definition in definitions:
         if definition.applies_when:
+            fields = fields if fields is not None else {f.name: f for f in adapter.fields()}
             condition = Condition.model_validate(definition.applies_when)
             if evaluate(condition, facts, fields):
                 return definition, describe_condition(condition, fields)
@@ -757,7 +758,7 @@ def _return(ctx: Context, step: ApprovalStep, target: str) -> None:
         instance.resume_node = resume
         instance.save(update_fields=["state", "resume_node", "updated_at"])
         ctx.adapter.on_outcome(
-            actor=ctx.actor, subject=ctx.subject, outcome="returned", comment=ctx.comment, instance=instance
+            actor=ctx.actor, subject_id=instance.subject_id, outcome="returned", comment=ctx.comment, instance=instance
         )
         return
     instance.round += 1
@@ -926,7 +927,9 @@ def withdraw_approval(*, actor, instance_id, comment: str = "") -> ApprovalInsta
     instance.save(update_fields=["state", "finished_at", "updated_at"])
     ctx.action(ActionKind.WITHDRAW, comment=comment)
     ctx.emit(events.ApprovalWithdrawn, changes={"comment": comment})
-    ctx.adapter.on_outcome(actor=actor, subject=ctx.subject, outcome="withdrawn", comment=comment, instance=instance)
+    ctx.adapter.on_outcome(
+        actor=actor, subject_id=instance.subject_id, outcome="withdrawn", comment=comment, instance=instance
+    )
     return instance
 
 

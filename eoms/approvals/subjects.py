@@ -66,9 +66,10 @@ class SubjectAdapter(Protocol):
     def apply_edits(self, *, actor, subject: Subject, changes: dict) -> dict:
         """Apply an approver's edits of allowed fields; returns the diff."""
 
-    def on_outcome(self, *, actor, subject: Subject, outcome: str, comment: str, instance) -> None:
+    def on_outcome(self, *, actor, subject_id: str, outcome: str, comment: str, instance) -> None:
         """React to the end of an approval: outcome is approved, rejected, returned or withdrawn.
-        `instance.definition.document["on_reject"]` tells where a rejection sends the object."""
+        `instance.definition.document["on_reject"]` tells where a rejection sends the object. Given
+        the id, not a loaded Subject: the object is read (and locked) by the adapter's own service."""
 
     def recent(self, limit: int) -> list[Subject]:
         """The last `limit` objects of this type, newest first, for dry-runs of a draft definition."""

@@ -1,8 +1,6 @@
 """Orders as a subject of the approval engine: the facts its conditions test, who its project
 roles are, and what an approval's outcome does to the order. Registered in OrdersConfig.ready()."""
 
-import uuid
-
 from django.urls import reverse
 from django.utils.translation import gettext as gettext_now
 from django.utils.translation import gettext_lazy as _
@@ -11,6 +9,7 @@ from eoms.accounts.roles import ProjectRole
 from eoms.accounts.selectors import members_with_role
 from eoms.approvals.subjects import FieldSpec, Subject
 from eoms.core.ids import valid_uuids
+from eoms.core.rows import Select
 
 from . import policies, selectors
 from .errors import OrderNotFound
@@ -22,6 +21,12 @@ __all__ = ["OrderSubject"]
 
 def _choices(enum) -> tuple:
     return tuple((v, label) for v, label in enum.choices)
+
+
+# What a subject is made of, read with prepared statements (eoms.core.rows): every decision needs it.
+_RELATED = ("project", "project__project_type", "customer")
+_load = Select(Order, where=("id",), related=_RELATED)
+_load_many = Select(Order, where=("id__in",), related=_RELATED)
 
 
 class OrderSubject:
@@ -79,20 +84,14 @@ class OrderSubject:
         )
 
     def load(self, subject_id) -> Subject:
-        try:
-            order = Order.objects.select_related("project", "project__project_type", "customer").get(
-                pk=uuid.UUID(str(subject_id))
-            )
-        except (Order.DoesNotExist, ValueError):
+        order = _load.first(subject_id)
+        if order is None:
             raise self.not_found()
         return self._subject(order)
 
     def load_many(self, subject_ids) -> dict[str, Subject]:
         """Several orders in one query, by id (missing ones left out): for lists of tasks."""
-        orders = Order.objects.select_related("project", "project__project_type", "customer").filter(
-            pk__in=valid_uuids(subject_ids)
-        )
-        return {str(o.pk): self._subject(o) for o in orders}
+        return {str(o.pk): self._subject(o) for o in _load_many.all(valid_uuids(subject_ids))}
 
     def can_view(self, actor, subject: Subject) -> bool:
         return policies.can_view_order(actor, subject.obj)
@@ -125,13 +124,11 @@ class OrderSubject:
 
         return update_order_by_approver(actor=actor, order_id=subject.obj.pk, changes=changes, allowed=set(changes))
 
-    def on_outcome(self, *, actor, subject: Subject, outcome: str, comment: str, instance) -> None:
+    def on_outcome(self, *, actor, subject_id: str, outcome: str, comment: str, instance) -> None:
         from .services import apply_approval_outcome
 
         on_reject = (instance.definition.document or {}).get("on_reject", "rejected")
-        apply_approval_outcome(
-            actor=actor, order_id=subject.obj.pk, outcome=outcome, comment=comment, on_reject=on_reject
-        )
+        apply_approval_outcome(actor=actor, order_id=subject_id, outcome=outcome, comment=comment, on_reject=on_reject)
 
     def on_task_created(self, subject_id, task) -> None:
         from .services import set_approval_owner

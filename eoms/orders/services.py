@@ -14,6 +14,7 @@ from eoms.accounts.roles import ProjectRole, Role
 from eoms.accounts.selectors import is_read_only, members_with_role, project_ids_in_scope, users_with_role
 from eoms.core.counters import next_value
 from eoms.core.events import emit
+from eoms.core.rows import Insert, Select, Update
 
 from . import events, policies
 from .attachments import Upload
@@ -438,6 +439,13 @@ def _transition(
     return order
 
 
+# Every transition's writes, with prepared statements (eoms.core.rows): this is the hottest path.
+_order_cas: dict[tuple[str, ...], Update] = {}
+_insert_history = Insert(OrderHistory)
+_lock_order = Select(Order, where=("id",), related=("project",), lock=True)
+_point_owner = Update(Order, set=("stage_owner",), where=("id", "state"))
+
+
 def _apply(order: Order, transition: Transition, *, actor, comment: str, added=(), refresh: bool = True) -> Order:
     """Move a checked order along `transition` with compare-and-set; one history row, one audit
     entry, one outbox message. `actor` None is the system (the approval engine's timers)."""
@@ -456,9 +464,13 @@ def _apply(order: Order, transition: Transition, *, actor, comment: str, added=(
     if transition.name == "cancel":
         values["cancel_reason"] = comment
     # Compare-and-set: zero rows means another request moved the order after we read it.
-    updated = Order.objects.filter(pk=order.pk, version=order.version, state=order.state).update(
-        **values, version=F("version") + 1, updated_at=now
-    )
+    names = tuple(values)
+    cas = _order_cas.get(names)
+    if cas is None:
+        cas = _order_cas[names] = Update(
+            Order, set=(*names, "updated_at"), where=("id", "version", "state"), increment=("version",)
+        )
+    updated = cas(*values.values(), now, order.pk, order.version, order.state)
     if not updated:
         current = Order.objects.filter(pk=order.pk).values_list("state", "version").first()
         raise StaleOrder(
@@ -467,14 +479,16 @@ def _apply(order: Order, transition: Transition, *, actor, comment: str, added=(
             current_state=current[0],
             current_version=current[1],
         )
-    history = OrderHistory.objects.create(
-        order=order,
-        transition=transition.name,
-        from_state=order.state,
-        to_state=target,
-        actor=actor,
-        at=now,
-        comment=comment,
+    history = _insert_history.save(
+        OrderHistory(
+            order=order,
+            transition=transition.name,
+            from_state=order.state,
+            to_state=target,
+            actor=actor,
+            at=now,
+            comment=comment,
+        )
     )
     if added:
         Attachment.objects.filter(pk__in=[a.pk for a in added]).update(history=history)
@@ -515,7 +529,9 @@ def apply_approval_outcome(*, actor, order_id, outcome: str, comment: str = "", 
         name = "reject" if on_reject == "rejected" else "return_for_revision"
     else:
         name = OUTCOME_TRANSITIONS[outcome]
-    order = Order.objects.select_for_update().get(pk=order_id)
+    order = _lock_order.first(order_id)
+    if order is None:
+        raise Order.DoesNotExist(f"no order {order_id}")
     transition = BY_NAME[name]
     if order.state not in transition.sources:
         raise InvalidTransition(_explain_illegal(order, transition), current_state=order.state)
@@ -525,7 +541,7 @@ def apply_approval_outcome(*, actor, order_id, outcome: str, comment: str = "", 
 def set_approval_owner(*, order_id, owner) -> None:  # owner: a user id
     """Point an order in approval at the approver now deciding it (the stage owner is a pointer the
     dashboard reads, not a business change: no version, no event; the task carries the audit)."""
-    Order.objects.filter(pk=order_id, state=OrderState.PENDING_APPROVAL).update(stage_owner_id=owner)
+    _point_owner(owner, order_id, OrderState.PENDING_APPROVAL)
 
 
 @transaction.atomic

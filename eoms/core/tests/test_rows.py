@@ -10,7 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from eoms.core.models import AuditEntry, OutboxMessage
-from eoms.core.rows import Get, Insert, Update, Values
+from eoms.core.rows import Insert, Select, Update, Values
 from eoms.testing.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -90,11 +90,11 @@ def _entry(seq: int, actor=None) -> AuditEntry:
     )
 
 
-def test_get_reads_the_row_and_its_joined_rows_as_select_related_does():
+def test_select_reads_the_row_and_its_joined_rows_as_select_related_does():
     user = UserFactory()
     _entry(900001, actor=user)
     _entry(900002)
-    get = Get(AuditEntry, where=("seq",), related=("actor",))
+    get = Select(AuditEntry, where=("seq",), related=("actor",)).first
     ours = get(900001)
     theirs = AuditEntry.objects.select_related("actor").get(seq=900001)
     assert _fields(ours) == _fields(theirs)
@@ -108,9 +108,9 @@ def test_get_reads_the_row_and_its_joined_rows_as_select_related_does():
     assert get(123) is None
 
 
-def test_get_with_several_conditions_and_values_it_cannot_take():
+def test_select_with_several_conditions_and_values_it_cannot_take():
     user = UserFactory()
-    get = Get(type(user), where=("id", "is_active"))
+    get = Select(type(user), where=("id", "is_active")).first
     assert get(user.pk, True).pk == user.pk
     assert get(str(user.pk), True).pk == user.pk
     assert get(user.pk, False) is None
@@ -118,10 +118,10 @@ def test_get_with_several_conditions_and_values_it_cannot_take():
     assert get(None, True) is None
 
 
-def test_a_locking_get_locks_the_row_alone():
+def test_a_locking_select_locks_the_row_alone():
     user = UserFactory()
     entry = _entry(900003, actor=user)
-    get = Get(AuditEntry, where=("id",), related=("actor",), lock=True)
+    get = Select(AuditEntry, where=("id",), related=("actor",), lock=True).first
     with transaction.atomic(), CaptureQueriesContext(connection) as queries:
         assert get(entry.pk).actor.pk == user.pk
     sql = [q["sql"] for q in queries.captured_queries]
@@ -175,3 +175,36 @@ def test_decimal_and_uuid_values_round_trip():
     )
     entry = AuditEntry.objects.get(pk=pk)
     assert (entry.actor_id, entry.changes, entry.ip, entry.object_repr) == (user.pk, {"amount": "1250000.10"}, None, "")
+
+
+def test_operators_lists_and_nested_joins():
+    """in (several sizes, empty), ranges, IS NULL, ordering, and a join through a join (the actor's
+    org unit), each as the ORM answers it."""
+    from eoms.testing.factories import OrgUnitFactory
+
+    unit = OrgUnitFactory()
+    users = [UserFactory(org_unit=unit), UserFactory(org_unit=None), UserFactory(org_unit=unit)]
+    entries = [_entry(900030 + i, actor=u) for i, u in enumerate(users)]
+    select = Select(
+        AuditEntry,
+        where=("seq__in", "seq__gte", "ip__isnull"),
+        related=("actor", "actor__org_unit"),
+        order_by=("seq",),
+    )
+    found = select.all(
+        [e.seq for e in entries],
+        900031,
+    )
+    assert found == []  # every entry has an IP: IS NULL matches none
+    AuditEntry.objects.filter(seq__in=[900031, 900032]).update(ip=None)
+    found = select.all([e.seq for e in entries], 900031)
+    assert [e.seq for e in found] == [900031, 900032]
+    with CaptureQueriesContext(connection) as queries:
+        assert [(e.actor.pk, e.actor.org_unit) for e in found] == [(users[1].pk, None), (users[2].pk, unit)]
+    assert queries.captured_queries == []
+    assert select.all([900032], 0) == found[1:]
+    assert select.all([], 0) == []  # an empty list matches nothing, without a query
+    values = Values(AuditEntry, fields=("seq",), where=("seq__in", "seq__lt"), order_by=("seq",))
+    assert values([900030, 900031, 900032, 1], 900032) == [(900030,), (900031,)]
+    with pytest.raises(ValueError, match="no operator"):
+        Values(AuditEntry, fields=("seq",), where=("seq__contains",))("x")
