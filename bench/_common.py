@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
+import math
 import os
 import platform
 import secrets
@@ -47,7 +48,7 @@ def bench_env(data_dir: str, database_url: str | None, *, conn_max_age: int = 60
         "EOMS_DEBUG": "false",  # DEBUG keeps every SQL statement in memory
         "EOMS_RELAY_IN_PROCESS": "false",
         "EOMS_DB_CONN_MAX_AGE": str(conn_max_age),
-        "EOMS_LOG_LEVEL": "WARNING",
+        "EOMS_LOG_LEVEL": "WARNING",  # in this process; `eoms serve` logs at INFO (Server)
         "EOMS_WEB_TIMEOUT": "120",
     }
     if database_url:
@@ -284,7 +285,7 @@ class Server:
     """`eoms serve` (gunicorn) as a subprocess on a free port, with `env`; stopped with SIGTERM (its
     graceful shutdown). Its output goes to a log file in `log_dir`, shown when it fails."""
 
-    def __init__(self, env: dict, log_dir: str, *, workers: int | None = None, threads: int = 1):
+    def __init__(self, env: dict, log_dir: str, *, workers: int | None = None, threads: int = 1, log_level="INFO"):
         self.port = free_port()
         self.workers_wanted = workers
         self.threads = threads
@@ -296,7 +297,8 @@ class Server:
         if workers:
             cmd += ["--workers", str(workers)]
         self.cmd = cmd
-        self.env = {**os.environ, **env, "PYTHONPATH": str(ROOT)}
+        # INFO, as deploy/ runs it: one access line per request is part of the cost of a request.
+        self.env = {**os.environ, **env, "PYTHONPATH": str(ROOT), "EOMS_LOG_LEVEL": log_level}
         self.proc = None
 
     def start(self, timeout: float = 90.0) -> Server:
@@ -522,7 +524,7 @@ def percentile(sorted_values: list[float], p: float) -> float | None:
     """Nearest-rank percentile of an ascending list (p in 0..100)."""
     if not sorted_values:
         return None
-    k = max(0, min(len(sorted_values) - 1, int(round(p / 100 * len(sorted_values) + 0.5)) - 1))
+    k = max(0, min(len(sorted_values) - 1, math.ceil(p / 100 * len(sorted_values)) - 1))
     return sorted_values[k]
 
 
@@ -535,7 +537,12 @@ def median_of(runs: list[dict]) -> dict:
         elif isinstance(value, int | float) or value is None:
             numbers = [r[key] for r in runs if isinstance(r.get(key), int | float)]
             out[key] = statistics.median(numbers) if numbers else None
-        elif isinstance(value, dict) and all(isinstance(v, int | float) for v in value.values()):
+        elif (
+            isinstance(value, dict)
+            and value
+            and all(isinstance(v, int | float) for v in value.values())
+            and all(isinstance(r.get(key), dict) and set(r[key]) == set(value) for r in runs)
+        ):
             out[key] = {k: statistics.median(r[key][k] for r in runs) for k in value}
         else:
             out[key] = value
@@ -619,3 +626,5 @@ def emit_result(result: dict, out: str | None, summary: str) -> None:
     if out:
         Path(out).write_text(text + "\n", encoding="utf-8")
     print(summary, file=sys.stderr)
+    for failure in result.get("failures") or []:
+        print(f"FAILED: {failure}", file=sys.stderr)

@@ -179,6 +179,8 @@ def run(
                     n = done[0]
                 if n == mark:
                     marks["10_percent"] = {"requests": n, "rss_mb": rss_mb(), "t_s": time.perf_counter() - t0}
+                if n % mark == 0:
+                    print(f"{n} requests, worker RSS {rss_mb():.1f} MB", file=sys.stderr)
         finally:
             token_http.close()
             page_http.close()
@@ -333,11 +335,27 @@ def parse_args(argv=None):
     return args
 
 
+def failures(result: dict) -> list[str]:
+    """What went wrong (never a speed or memory figure): an error answer, a replaced worker, a
+    server that did not stop cleanly. Any of these makes the exit status 1."""
+    out = []
+    if result["errors"]:
+        out.append(f"{result['errors']} error answers: {result['error_messages']}")
+    if result["requests"] != result["settings"]["requests"]:
+        out.append(f"{result['requests']} requests answered, {result['settings']['requests']} wanted")
+    if not result["worker_pid_unchanged"]:
+        out.append("the worker was replaced during the run")
+    if result["server_exit_code"] != 0:
+        out.append(f"eoms serve exited with {result['server_exit_code']}")
+    return out
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     result = benchmark(args)
+    result["failures"] = failures(result)
     c.emit_result(result, args.out, summary(result))
-    return 0
+    return 1 if result["failures"] else 0
 
 
 if __name__ == "__main__":

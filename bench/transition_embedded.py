@@ -31,6 +31,7 @@ import argparse
 import os
 import re
 import sqlite3
+import statistics
 import sys
 import threading
 import time
@@ -454,6 +455,15 @@ def benchmark(args) -> dict:
         else None
         for n in args.clients
     }
+    # Each run's EOMS and sqlite3 ran back to back: the median of the per-run ratios is steadier on a
+    # shared machine than the ratio of the medians (both are given).
+    paired = {
+        str(n): statistics.median(
+            e["tps"] / r["tps"] for e, r in zip(results["eoms"][n], results["sqlite3"][n], strict=True) if r["tps"]
+        )
+        for n in args.clients
+        if any(r["tps"] for r in results["sqlite3"][n])
+    }
     records = {
         "successful_transitions": ok_total,
         "rows_added": added,
@@ -484,12 +494,13 @@ def benchmark(args) -> dict:
         "eoms": summary["eoms"],
         "sqlite3": summary["sqlite3"],
         "sqlite3_chain": summary["sqlite3_chain"],
-        "ratio": ratios,
+        "ratio": paired,
+        "ratio_of_medians": ratios,
         "ratio_vs_chain": ratios_chain,
         "peak_rss_mb": peak_rss_mb(),
         "records": records,
         "targets": {
-            "ratio_at_least_10_percent": {k: (v is not None and v >= TARGET_RATIO) for k, v in ratios.items()},
+            "ratio_at_least_10_percent": {k: (v is not None and v >= TARGET_RATIO) for k, v in paired.items()},
             "records_one_each": records["one_each"],
             "audit_chain_intact": problem is None,
         },
@@ -501,7 +512,7 @@ def summary(result: dict) -> str:
     for n in result["settings"]["clients"]:
         k = str(n)
         e, r, rc = result["eoms"][k], result["sqlite3"][k], result["sqlite3_chain"][k]
-        ratio = result["ratio"][k]
+        ratio = result["ratio"].get(k)
         lines.append(
             f"{n:2d} clients: EOMS {e['tps']:7.1f} tps (p50 {e['p50_ms']:.1f} ms, p99 {e['p99_ms']:.1f} ms, "
             f"409 {e['conflict_rate']:.1%}, errors {e['error_rate']:.1%}) | sqlite3 {r['tps']:7.1f} tps "
@@ -536,11 +547,27 @@ def parse_args(argv=None):
     return args
 
 
+def failures(result: dict) -> list[str]:
+    """What went wrong (never a speed figure): a 409 or an error of EOMS or sqlite3, a transition
+    without its records, a broken audit chain. Any of these makes the exit status 1."""
+    out = []
+    for key in ("eoms", "sqlite3", "sqlite3_chain"):
+        for n, e in result[key].items():
+            if any(r["error_rate"] or r["conflict_rate"] for r in e["runs"]):
+                out.append(f"{key} at {n} clients: {e['errors']}")
+    if not result["records"]["one_each"]:
+        out.append(f"records: {result['records']}")
+    if result["records"]["audit_chain"] != "intact":
+        out.append(f"audit chain: {result['records']['audit_chain']}")
+    return out
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     result = benchmark(args)
+    result["failures"] = failures(result)
     c.emit_result(result, args.out, summary(result))
-    return 0
+    return 1 if result["failures"] else 0
 
 
 if __name__ == "__main__":
