@@ -2,10 +2,10 @@
 
 Request metrics come from MetricsMiddleware (first in MIDDLEWARE, so the duration covers every other
 middleware), labelled by the URL pattern a request resolved to, never the raw path, so an order id
-does not become a time series. Counts that live in the database (outbox, orders by state) and the
-readiness of each dependency are read when Prometheus scrapes, by StateCollector: always current,
-no bookkeeping on the write path. Core knows no business context, so orders are counted through the
-app registry by name.
+does not become a time series. Counts that live in the database (outbox, orders by state, open dead
+letters) and the readiness of each dependency are read when Prometheus scrapes, by StateCollector and
+DeadLetterCollector: always current, no bookkeeping on the write path. Core knows no business
+context, so orders are counted through the app registry by name.
 
 Database connections are seen from both ends: this process's connections (how many it keeps open
 between requests and the age of the oldest, which shows CONN_MAX_AGE reuse at work), sampled as each
@@ -17,6 +17,11 @@ Under `eoms serve` several gunicorn workers answer requests, each with its own c
 PROMETHEUS_MULTIPROC_DIR is set (by the command, before any worker starts) and prometheus_client
 keeps every worker's values in files in it, which a scrape of any worker adds up. The gauges read at
 scrape time are not per worker and are computed once, by the worker that answers.
+
+The relay's and consumers' counters (MESSAGING_COUNTERS) count in the process that does the work:
+`eoms relay` and `eoms worker` serve them on their own port (--metrics-port, eoms.core.process_metrics),
+which Prometheus scrapes beside /metrics; under `eoms serve` they appear here without samples, and in
+`eoms run` (embedded) the relay thread's counts appear here.
 
 The same middleware writes the access log line of every request (eoms.core.logs): request id, user
 id, method, route template, status, duration and statement count; never the path or query string.

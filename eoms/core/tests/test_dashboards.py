@@ -1,15 +1,34 @@
-"""deploy/prometheus/alerts.yml and deploy/grafana/eoms-dashboard.json hold together with /metrics:
-every eoms_* metric they name is in the live /metrics output, and every label they select or group
-by is one that metric carries (or one Prometheus adds when scraping)."""
+"""deploy/prometheus/alerts.yml and deploy/grafana/eoms-dashboard.json hold together with what
+Prometheus scrapes: every eoms_* metric they name is in the live output, and every label they select or
+group by is one that metric carries (or one Prometheus adds when scraping).
+
+Prometheus scrapes two kinds of endpoint, as in production: the web's /metrics (request metrics and the
+gauges read from the database, the open dead letters among them) and the `--metrics-port` of `eoms relay`
+and `eoms worker` (eoms.core.process_metrics), which alone count the relay's and consumers' work: under
+`eoms serve` the web workers neither relay nor consume, so their /metrics has those counters without a
+sample. The relay and consumer counters are therefore checked against the metrics port's output.
+"""
 
 import json
 import re
+import urllib.request
 from pathlib import Path
 
 import pytest
 import yaml
 from django.db import connection
 from prometheus_client.parser import text_string_to_metric_families
+
+from eoms.core import process_metrics, relay
+from eoms.core.metrics import (
+    CONSUMER_DEAD_LETTERED,
+    CONSUMER_FAILED,
+    CONSUMER_PROCESSED,
+    MESSAGING_COUNTERS,
+    RELAY_FAILED,
+    RELAY_PUBLISHED,
+)
+from eoms.core.models import OutboxMessage
 
 DEPLOY = Path(__file__).resolve().parents[3] / "deploy"
 ALERTS = DEPLOY / "prometheus" / "alerts.yml"
@@ -30,11 +49,22 @@ REQUIRED_ALERTS = {
     "EomsReadinessDegraded",
     "EomsDataDiskLow",
     "EomsDatabaseConnectionsNearLimit",
+    "EomsDeadLettersOpen",
 }
+# Served by the relay's and workers' --metrics-port, not by the web's /metrics (see the module docstring).
+MESSAGING_SAMPLES = {f"{counter.describe()[0].name}_total" for counter in MESSAGING_COUNTERS}
+
+
+def _samples(text: str) -> dict[str, set[str]]:
+    names: dict[str, set[str]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            names.setdefault(sample.name, set()).update(sample.labels)
+    return names
 
 
 @pytest.fixture
-def exposed(client, settings, world) -> dict[str, set[str]]:
+def web_exposed(client, settings, world) -> dict[str, set[str]]:
     """Sample name → label names, from a /metrics answer after traffic that fills every family."""
     settings.EOMS_METRICS_TOKEN = TOKEN
     world.order()
@@ -42,16 +72,52 @@ def exposed(client, settings, world) -> dict[str, set[str]]:
     client.post("/login/", {"username": world.pm.username, "password": "wrong"})
     response = client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
     assert response.status_code == 200
-    names: dict[str, set[str]] = {}
-    for family in text_string_to_metric_families(response.content.decode()):
-        for sample in family.samples:
-            names.setdefault(sample.name, set()).update(sample.labels)
+    names = _samples(response.content.decode())
     if connection.vendor == "sqlite":
         assert not names.keys() & SERVER_ONLY.keys()
         names.update({name: set(labels) for name, labels in SERVER_ONLY.items()})
     else:
         assert {name: names.get(name) for name in SERVER_ONLY} == SERVER_ONLY
+    assert names["eoms_dead_letters_open"] == set()
     return names
+
+
+@pytest.fixture
+def process_exposed(settings, web_exposed) -> dict[str, set[str]]:
+    """Sample name → label names, from the counters a relay or worker serves on its --metrics-port,
+    after a real relay pass over the order's outbox messages (in-process: mode="embedded"). A labelled
+    counter prints a sample once a child exists, after its first increment in the process; the counters
+    this test cannot drive without a failing handler get that child at zero, labelled like a real one."""
+    settings.EOMS_METRICS_TOKEN = TOKEN
+    event_type = OutboxMessage.objects.filter(sent_at__isnull=True).order_by("id").first().event_type
+    published = RELAY_PUBLISHED.labels(mode="embedded")._value.get()
+    delivered = relay.relay_once(relay.InProcessTransport())
+    assert delivered == OutboxMessage.objects.count() > 0
+    assert RELAY_PUBLISHED.labels(mode="embedded")._value.get() - published == delivered
+    RELAY_FAILED.labels(mode="broker").inc(0)
+    for counter in (CONSUMER_PROCESSED, CONSUMER_FAILED, CONSUMER_DEAD_LETTERED):
+        counter.labels(event_type=event_type).inc(0)
+    server = process_metrics.serve("127.0.0.1:0")
+    try:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{server.server_port}/metrics", headers={"Authorization": f"Bearer {TOKEN}"}
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:
+            names = _samples(response.read().decode())
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert set(names) == MESSAGING_SAMPLES, "the metrics port serves the relay and consumer counters only"
+    return names
+
+
+@pytest.fixture
+def exposed(web_exposed, process_exposed) -> dict[str, set[str]]:
+    """What Prometheus scrapes: the web's /metrics, and the relay's and workers' metrics port."""
+    return {
+        **{name: labels for name, labels in web_exposed.items() if name not in MESSAGING_SAMPLES},
+        **process_exposed,
+    }
 
 
 def _alert_rules() -> list[dict]:
@@ -121,6 +187,12 @@ def test_dashboard_covers_what_the_issue_asks_to_watch():
         "eoms_db_connection_age_seconds",
         "eoms_db_server_connections",
         "eoms_db_server_max_connections",
+        "eoms_relay_published_total",
+        "eoms_relay_failed_total",
+        "eoms_consumer_processed_total",
+        "eoms_consumer_failed_total",
+        "eoms_consumer_dead_lettered_total",
+        "eoms_dead_letters_open",
     }
 
 
@@ -145,6 +217,21 @@ def test_every_metric_and_label_referenced_exists_in_metrics_output(exposed):
                 if label not in labels_of_expr:
                     missing.append(f"{where}: groups by {label}, which no metric of it carries")
     assert missing == []
+
+
+@pytest.mark.django_db
+def test_relay_and_consumer_counters_are_taken_from_the_metrics_port(web_exposed, process_exposed):
+    referenced = {name for _where, expr in _expressions() for name, _sel in METRIC.findall(expr)}
+    assert referenced & MESSAGING_SAMPLES == MESSAGING_SAMPLES
+    assert process_exposed == {
+        "eoms_relay_published_total": {"mode"},
+        "eoms_relay_failed_total": {"mode"},
+        "eoms_consumer_processed_total": {"event_type"},
+        "eoms_consumer_failed_total": {"event_type"},
+        "eoms_consumer_dead_lettered_total": {"event_type"},
+    }
+    # The open dead letters are read from the database by the web's /metrics, not by the metrics port.
+    assert "eoms_dead_letters_open" in web_exposed and "eoms_dead_letters_open" not in process_exposed
 
 
 @pytest.mark.django_db

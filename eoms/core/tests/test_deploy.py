@@ -17,6 +17,9 @@ import yaml
 DEPLOY = Path(__file__).resolve().parents[3] / "deploy"
 K8S = DEPLOY / "k8s" / "base"
 WEB_LABELS = {"app.kubernetes.io/name": "eoms", "app.kubernetes.io/component": "web"}
+WORKER_LABELS = {"app.kubernetes.io/name": "eoms", "app.kubernetes.io/component": "worker"}
+BEAT_LABELS = {"app.kubernetes.io/name": "eoms", "app.kubernetes.io/component": "beat"}
+METRICS_PORT = 9102  # `--metrics-port` of the relay and the workers (eoms.core.process_metrics)
 SECRET_KEYS = {"EOMS_SECRET_KEY", "EOMS_AUDIT_KEY", "EOMS_METRICS_TOKEN", "DATABASE_URL", "REDIS_URL", "BROKER_URL"}
 
 
@@ -61,6 +64,8 @@ def test_every_yaml_file_in_deploy_parses():
         "k8s/base/kustomization.yaml",
         "k8s/base/web-deployment.yaml",
         "k8s/base/tick-cronjob.yaml",
+        "k8s/base/worker-deployment.yaml",
+        "k8s/base/beat-deployment.yaml",
         "k8s/base/secret.example.yaml",
     }
     for path in files:
@@ -79,12 +84,16 @@ def test_the_base_holds_the_expected_objects(k8s):
     assert sorted(k8s) == [
         ("ConfigMap", "eoms-config"),
         ("CronJob", "eoms-tick"),
+        ("Deployment", "eoms-beat"),
         ("Deployment", "eoms-relay"),
         ("Deployment", "eoms-web"),
+        ("Deployment", "eoms-worker"),
         ("HorizontalPodAutoscaler", "eoms-web"),
+        ("HorizontalPodAutoscaler", "eoms-worker"),
         ("Job", "eoms-migrate"),
         ("PersistentVolumeClaim", "eoms-media"),
         ("PodDisruptionBudget", "eoms-web"),
+        ("PodDisruptionBudget", "eoms-worker"),
         ("Service", "eoms-web"),
     ]
     for obj in k8s.values():
@@ -98,7 +107,7 @@ def test_http_deployments_probe_healthz_for_liveness_and_readyz_for_readiness(k8
             continue
         for container in obj["spec"]["template"]["spec"]["containers"]:
             ports = {p["name"]: p["containerPort"] for p in container.get("ports", [])}
-            if not ports:
+            if "http" not in ports:
                 continue
             http_containers += 1
             for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
@@ -108,6 +117,25 @@ def test_http_deployments_probe_healthz_for_liveness_and_readyz_for_readiness(k8
                 assert port == 8000, f"{name}/{container['name']} {probe} probes port {get['port']}"
                 assert {"name": "Host", "value": "localhost"} in get["httpHeaders"]
     assert http_containers == 1
+
+
+def test_metrics_ports_serve_the_counters_and_are_not_probed(k8s):
+    """The relay and the workers serve their counters with --metrics-port on a port named "metrics";
+    it answers only with the bearer token, which a kubelet probe cannot send, so it is not probed."""
+    served = []
+    for (kind, name), obj in k8s.items():
+        if kind != "Deployment":
+            continue
+        for container in obj["spec"]["template"]["spec"]["containers"]:
+            ports = container.get("ports", [])
+            if not any(p["name"] == "metrics" for p in ports):
+                continue
+            served.append(name)
+            assert ports == [{"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"}], name
+            command = container["command"]
+            assert command[command.index("--metrics-port") + 1] == str(METRICS_PORT), name
+            assert not {"livenessProbe", "readinessProbe", "startupProbe"} & set(container), name
+    assert sorted(served) == ["eoms-relay", "eoms-worker"]
 
 
 def test_probe_host_is_an_allowed_host(k8s):
@@ -146,9 +174,12 @@ def test_every_container_has_requests_limits_and_a_locked_down_security_context(
             assert len(tmp) == 1 and tmp[0]["name"] in tmp_volumes, f"{name}/{container['name']} needs /tmp"
     assert sorted(seen) == [
         "CronJob/eoms-tick/tick",
+        "Deployment/eoms-beat/beat",
         "Deployment/eoms-relay/relay",
         "Deployment/eoms-web/wait-for-migrations",
         "Deployment/eoms-web/web",
+        "Deployment/eoms-worker/wait-for-migrations",
+        "Deployment/eoms-worker/worker",
         "Job/eoms-migrate/migrate",
     ]
 
@@ -165,16 +196,22 @@ def test_web_keeps_attachments_on_the_shared_claim(k8s):
     assert k8s[("PersistentVolumeClaim", "eoms-media")]["spec"]["accessModes"] == ["ReadWriteMany"]
 
 
-def test_hpa_scales_the_web_deployment_on_cpu(k8s):
-    hpa = k8s[("HorizontalPodAutoscaler", "eoms-web")]
+@pytest.mark.parametrize("name", ["eoms-web", "eoms-worker"])
+def test_hpa_scales_the_web_and_worker_deployments_on_cpu(k8s, name):
+    hpa = k8s[("HorizontalPodAutoscaler", name)]
     assert hpa["apiVersion"] == "autoscaling/v2"
     target = hpa["spec"]["scaleTargetRef"]
-    assert (target["apiVersion"], target["kind"], target["name"]) == ("apps/v1", "Deployment", "eoms-web")
+    assert (target["apiVersion"], target["kind"], target["name"]) == ("apps/v1", "Deployment", name)
     assert ("Deployment", target["name"]) in k8s
+    assert "replicas" not in k8s[("Deployment", name)]["spec"], "the HPA owns the replica count"
     assert 2 <= hpa["spec"]["minReplicas"] < hpa["spec"]["maxReplicas"]
     (metric,) = hpa["spec"]["metrics"]
     assert metric["resource"]["name"] == "cpu"
     assert metric["resource"]["target"] == {"type": "Utilization", "averageUtilization": 70}
+    # Utilization is measured against the request: every container of the pod must have one.
+    for container in k8s[("Deployment", name)]["spec"]["template"]["spec"]["containers"]:
+        assert container["resources"]["requests"]["cpu"], container["name"]
+    assert hpa["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 300
 
 
 def test_pdb_service_and_deployment_select_the_web_pods(k8s):
@@ -191,18 +228,70 @@ def test_pdb_service_and_deployment_select_the_web_pods(k8s):
     (port,) = service["spec"]["ports"]
     container_ports = {p["name"] for p in web["spec"]["template"]["spec"]["containers"][0]["ports"]}
     assert port["targetPort"] in container_ports
-    # The relay's pods must not be picked up by the web selectors.
-    relay_labels = k8s[("Deployment", "eoms-relay")]["spec"]["template"]["metadata"]["labels"]
-    assert not WEB_LABELS.items() <= relay_labels.items()
+    # The other pods must not be picked up by the web selectors.
+    for other in ("eoms-relay", "eoms-worker", "eoms-beat"):
+        labels = k8s[("Deployment", other)]["spec"]["template"]["metadata"]["labels"]
+        assert not WEB_LABELS.items() <= labels.items(), other
+
+
+def test_pdb_and_deployment_select_the_worker_pods_only(k8s):
+    worker = k8s[("Deployment", "eoms-worker")]
+    assert worker["spec"]["template"]["metadata"]["labels"] == WORKER_LABELS
+    assert worker["spec"]["selector"]["matchLabels"] == WORKER_LABELS
+    pdb = k8s[("PodDisruptionBudget", "eoms-worker")]
+    assert pdb["spec"]["selector"]["matchLabels"] == WORKER_LABELS
+    assert pdb["spec"]["minAvailable"] == 1
+    assert pdb["spec"]["minAvailable"] < k8s[("HorizontalPodAutoscaler", "eoms-worker")]["spec"]["minReplicas"]
+    for (kind, name), obj in k8s.items():
+        if kind == "Deployment" and name != "eoms-worker":
+            labels = obj["spec"]["template"]["metadata"]["labels"]
+            assert not WORKER_LABELS.items() <= labels.items(), name
+    assert ("PodDisruptionBudget", "eoms-beat") not in k8s, "one beat: a PDB would block every drain"
+
+
+def test_worker_consumes_with_a_grace_period_and_waits_for_migrations(k8s):
+    spec = k8s[("Deployment", "eoms-worker")]["spec"]
+    assert spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    pod = spec["template"]["spec"]
+    assert pod["terminationGracePeriodSeconds"] >= 30, "the message in hand is finished on SIGTERM"
+    (worker,) = pod["containers"]
+    assert worker["command"] == ["eoms", "worker", "--metrics-port", str(METRICS_PORT)]
+    (init,) = pod["initContainers"]
+    assert "eoms migrate --check" in init["command"][-1]
+    (web_init,) = k8s[("Deployment", "eoms-web")]["spec"]["template"]["spec"]["initContainers"]
+    assert init == web_init
+    assert pod["securityContext"] == k8s[("Deployment", "eoms-relay")]["spec"]["template"]["spec"]["securityContext"]
+
+
+def test_one_beat_that_never_overlaps(k8s):
+    beat = k8s[("Deployment", "eoms-beat")]["spec"]
+    assert beat["replicas"] == 1
+    assert beat["strategy"] == {"type": "Recreate"}
+    assert beat["selector"]["matchLabels"] == BEAT_LABELS
+    assert beat["template"]["metadata"]["labels"] == BEAT_LABELS
+    pod = beat["template"]["spec"]
+    assert pod["terminationGracePeriodSeconds"] >= 30
+    (container,) = pod["containers"]
+    assert container["command"] == ["eoms", "beat"]
+    assert "ports" not in container
+    assert not {"livenessProbe", "readinessProbe", "startupProbe"} & set(container)
+    assert not [
+        hpa
+        for (kind, _n), hpa in k8s.items()
+        if kind == "HorizontalPodAutoscaler" and hpa["spec"]["scaleTargetRef"]["name"] == "eoms-beat"
+    ]
+    (relay,) = k8s[("Deployment", "eoms-relay")]["spec"]["template"]["spec"]["containers"]
+    for key in ("image", "envFrom", "env", "securityContext"):
+        assert container[key] == relay[key], key
 
 
 def test_one_relay_that_never_overlaps_and_a_migration_job(k8s):
     relay = k8s[("Deployment", "eoms-relay")]["spec"]
     assert relay["replicas"] == 1
     assert relay["strategy"] == {"type": "Recreate"}
+    assert relay["template"]["spec"]["terminationGracePeriodSeconds"] >= 30
     (container,) = relay["template"]["spec"]["containers"]
-    assert container["command"] == ["eoms", "relay"]
-    assert "ports" not in container
+    assert container["command"] == ["eoms", "relay", "--metrics-port", str(METRICS_PORT)]
     job = k8s[("Job", "eoms-migrate")]["spec"]
     assert job["template"]["spec"]["restartPolicy"] == "Never"
     (migrate,) = job["template"]["spec"]["containers"]
@@ -268,7 +357,7 @@ def test_no_secret_with_real_values_is_committed():
 
 def test_compose_builds_one_image_and_uses_pinned_images(compose):
     services = compose["services"]
-    assert sorted(services) == ["db", "migrate", "nginx", "rabbitmq", "redis", "relay", "web"]
+    assert sorted(services) == ["beat", "db", "migrate", "nginx", "rabbitmq", "redis", "relay", "web", "worker"]
     images = {name: s["image"] for name, s in services.items()}
     assert images["db"] == "postgres:16"
     assert images["redis"] == "redis:7"
@@ -282,7 +371,7 @@ def test_compose_builds_one_image_and_uses_pinned_images(compose):
             assert service["image"] == "eoms:${EOMS_TAG:-latest}"
         else:
             assert re.fullmatch(r"[a-z0-9./-]+:[0-9][\w.-]*(-management)?", service["image"]), name
-    assert {n for n, s in services.items() if "build" in s} == {"migrate", "web", "relay"}
+    assert {n for n, s in services.items() if "build" in s} == {"migrate", "web", "relay", "worker", "beat"}
 
 
 def test_compose_web_waits_for_migrations_and_a_healthy_database(compose):
@@ -294,11 +383,13 @@ def test_compose_web_waits_for_migrations_and_a_healthy_database(compose):
     assert web["depends_on"]["db"] == {"condition": "service_healthy"}
     assert services["migrate"]["command"] == ["eoms", "migrate", "--noinput"]
     assert services["migrate"]["restart"] == "no"
-    assert services["relay"]["command"] == ["eoms", "relay"]
-    assert services["relay"]["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}
+    assert services["relay"]["command"] == ["eoms", "relay", "--metrics-port", str(METRICS_PORT)]
+    for name in ("relay", "worker", "beat"):
+        assert services[name]["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}, name
+        assert services[name]["depends_on"]["rabbitmq"] == {"condition": "service_healthy"}, name
     for name in ("db", "redis", "rabbitmq"):
         assert services[name]["healthcheck"]["test"], name
-        for dependent in ("web", "relay", "migrate"):
+        for dependent in ("web", "relay", "worker", "beat", "migrate"):
             condition = services[dependent]["depends_on"].get(name)
             assert condition in (None, {"condition": "service_healthy"})
     assert services["db"]["volumes"] == ["postgres-data:/var/lib/postgresql/data"]
@@ -307,9 +398,34 @@ def test_compose_web_waits_for_migrations_and_a_healthy_database(compose):
         assert volume in compose["volumes"]
 
 
+def _seconds(duration: str) -> int:
+    """A compose duration ("1m30s", "40s") in seconds."""
+    assert re.fullmatch(r"(\d+m)?(\d+s)?", duration) and duration, duration
+    minutes, seconds = re.fullmatch(r"(?:(\d+)m)?(?:(\d+)s)?", duration).groups()
+    return int(minutes or 0) * 60 + int(seconds or 0)
+
+
+def test_compose_runs_a_worker_and_exactly_one_beat(compose):
+    services = compose["services"]
+    worker, beat = services["worker"], services["beat"]
+    assert worker["command"] == ["eoms", "worker", "--metrics-port", str(METRICS_PORT)]
+    assert worker["expose"] == services["relay"]["expose"] == [str(METRICS_PORT)]
+    assert _seconds(worker["stop_grace_period"]) >= 30, "the message in hand is finished on SIGTERM"
+    assert worker["depends_on"]["db"] == {"condition": "service_healthy"}
+    assert "deploy" not in worker, "workers scale with --scale worker=N"
+    assert beat["command"] == ["eoms", "beat"]
+    assert beat["deploy"] == {"replicas": 1}
+    assert "expose" not in beat and "ports" not in beat
+    assert _seconds(beat["stop_grace_period"]) >= 30
+    for name in ("relay", "worker", "beat"):
+        assert "ports" not in services[name], f"{name}'s counters are for Prometheus, not published"
+        assert services[name]["environment"] == services["web"]["environment"], name
+        assert services[name]["read_only"] is True and services[name]["security_opt"] == ["no-new-privileges:true"]
+
+
 def test_compose_takes_secrets_only_from_the_environment(compose):
     required = re.compile(r"\$\{(\w+):\?[^}]+\}")
-    for name in ("migrate", "web", "relay"):
+    for name in ("migrate", "web", "relay", "worker", "beat"):
         env = compose["services"][name]["environment"]
         assert env["EOMS_MODE"] == "production"
         assert env["EOMS_RELAY_IN_PROCESS"] == "false"
@@ -318,6 +434,9 @@ def test_compose_takes_secrets_only_from_the_environment(compose):
         for key in ("DATABASE_URL", "BROKER_URL"):
             (password,) = re.findall(r"^\w+://eoms:(.+?)@[\w.-]+:\d+/", env[key])
             assert required.fullmatch(password), f"{key} carries a literal password"
+        # (not urlsplit: the "?" of the ${VAR:?message} in the password would start a query)
+        assert re.findall(r"^amqp://eoms:.+@([\w.-]+:\d+)/", env["BROKER_URL"]) == ["rabbitmq:5672"]
+    assert "rabbitmq" in compose["services"]
     assert required.fullmatch(compose["services"]["db"]["environment"]["POSTGRES_PASSWORD"])
     assert required.fullmatch(compose["services"]["rabbitmq"]["environment"]["RABBITMQ_DEFAULT_PASS"])
 

@@ -1,5 +1,6 @@
 """/metrics under `eoms serve` with two gunicorn workers: whichever worker answers the scrape, the
-counts are those of both; a worker that dies leaves its counters in the sums and its live gauges out.
+counts are those of both; a worker that dies leaves its counters in the sums and its live gauges out;
+the gauges read at scrape time (readiness, outbox, open dead letters) are there once, current.
 The real server runs as a subprocess on a free port, with the JSON log format, whose lines are read back.
 """
 
@@ -21,6 +22,15 @@ from prometheus_client.parser import text_string_to_metric_families
 EOMS = str(Path(sys.executable).with_name("eoms"))
 TOKEN = "multiprocess-metrics-token"
 REQUESTS = 40
+
+
+RECORD_DEAD_LETTER = """
+import uuid
+from django.utils import timezone
+from eoms.core.dead_letters import record_dead_letter
+record_dead_letter(message_id=uuid.uuid4(), event_type="test.poured", aggregate_type="test.slab", aggregate_id="P",
+                   body={}, error="RuntimeError: cannot pour", attempts=3, dead_at=timezone.now())
+"""
 
 
 def _free_port() -> int:
@@ -118,6 +128,13 @@ def test_two_workers_add_up_and_a_dead_worker_keeps_its_counts(tmp_path, conn_ma
             # read once at scrape time, not added up over the workers
             assert _value(samples, "eoms_ready", component="database") == 1
             assert sum(1 for name, _labels in samples if name == "eoms_outbox_backlog") == 1
+            assert ("eoms_dead_letters_open", frozenset()) in samples
+            assert _value(samples, "eoms_dead_letters_open") == 0
+
+        # A dead letter recorded by another process (a worker) is counted at the next scrape.
+        subprocess.run([EOMS, "shell", "-c", RECORD_DEAD_LETTER], env=env, check=True, timeout=60)
+        samples = _scrape(base)
+        assert _value(samples, "eoms_dead_letters_open") == 1
 
         # A worker killed outright: gunicorn replaces it; its counters stay, its live gauges go.
         dead = min(workers)
