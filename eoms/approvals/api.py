@@ -377,11 +377,20 @@ class NodeRulesOut(Schema):
     editable_fields: list[str]
 
 
+class ReturnTargetOut(Schema):
+    node_id: str = Field(description="A node id, or 'initiator' (back for revision; resubmitted, it continues here)")
+    name: str
+
+
 class TaskDetailOut(Schema):
     task: TaskOut
     instance: InstanceDetailOut
     why: WhyOut
     node: NodeRulesOut | None
+    return_targets: list[ReturnTargetOut] = Field(
+        description="Where rejecting this task may send the approval back (`return_to` of reject); empty when "
+        "the caller cannot decide it"
+    )
 
 
 class ApproveIn(Schema):
@@ -642,7 +651,15 @@ def task_detail(actor, task: ApprovalTask) -> dict:
             "task": task.reason,
         },
         "node": rules,
+        "return_targets": _return_targets(actor, task, instance),
     }
+
+
+def _return_targets(actor, task: ApprovalTask, instance: ApprovalInstance) -> list[dict]:
+    if not policies.can_decide_task(actor, task):
+        return []
+    earlier = [{"node_id": n, "name": name} for n, name in engine.return_targets(instance, task.step)]
+    return [*earlier, {"node_id": "initiator", "name": _("The initiator, for revision")}]
 
 
 def _page(qs, page: int, page_size: int, render) -> dict:
@@ -1145,6 +1162,18 @@ def bulk(request: HttpRequest, payload: BulkIn):
 )
 def get_task(request: HttpRequest, task_id: uuid.UUID):
     return task_detail(request.auth, selectors.access_task(request.auth, task_id))
+
+
+@router.post(
+    "/tasks/{task_id}/read",
+    response={200: TaskDetailOut, **ERRORS},
+    summary="Mark a copy (CC) sent to you as read",
+    description="Who: the CC's recipient (others who see it 403, the rest 404); a task that is not a CC 409. "
+    "Marking it again changes nothing.",
+)
+def read_cc(request: HttpRequest, task_id: uuid.UUID):
+    task = services.read_cc(actor=request.auth, task_id=task_id)
+    return task_detail(request.auth, selectors.access_task(request.auth, task.id))
 
 
 @router.post(

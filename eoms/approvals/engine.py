@@ -37,6 +37,7 @@ from .definition import (
     evaluate,
     parse_document,
     quorum_needed,
+    walk_nodes,
 )
 from .models import (
     ActionKind,
@@ -62,6 +63,8 @@ __all__ = [
     "enter",
     "settle_step",
     "deputy_of",
+    "enclosing_parallel",
+    "return_targets",
     "step_outcome",
 ]
 
@@ -722,3 +725,40 @@ def complete(ctx: Context, outcome: str, *, comment: str = "", system: bool = Fa
         comment=comment or ctx.comment,
         instance=instance,
     )
+
+
+# --- returns -------------------------------------------------------------------------------------
+
+
+def enclosing_parallel(flow: Flow, document: Document, node_id: str) -> str | None:
+    """The id of the outermost parallel block holding `node_id`, or None."""
+    for node, _inside, path in walk_nodes(document.nodes):
+        if node.id == node_id:
+            for block_id, _branch in path:
+                if flow.elements[block_id].kind == "fork":
+                    return block_id
+            return None
+    return None
+
+
+def return_targets(instance: ApprovalInstance, step: ApprovalStep, steps=None) -> list[tuple[str, str]]:
+    """Where a rejection at `step` may send the instance back, (node id, name) in flow order:
+    earlier approval nodes that approved in it and are not inside a parallel block (a block runs
+    again as a whole, from before it); the initiator, always possible, is not listed. What the
+    task page offers, the API lists and decide_task accepts. `steps`: the instance's steps if
+    already read."""
+    flow, document = flow_of(instance.definition), document_of(instance.definition)
+    if step.node_id not in flow.order:
+        return []
+    here = flow.order.index(step.node_id)
+    if steps is None:
+        steps = instance.steps.filter(kind="approval", state=StepState.APPROVED)
+    found = {}
+    for s in steps:
+        if s.kind != "approval" or s.state != StepState.APPROVED or s.node_id not in flow.order:
+            continue
+        if flow.order.index(s.node_id) >= here:
+            continue
+        if enclosing_parallel(flow, document, s.node_id) is None:
+            found[s.node_id] = s.node_name
+    return sorted(found.items(), key=lambda kv: flow.order.index(kv[0]))

@@ -21,6 +21,7 @@ __all__ = [
     "ApprovalTaskReminded",
     "ApprovalTimedOut",
     "ApprovalCcSent",
+    "ApprovalCcRead",
     "ApprovalCompleted",
     "ApprovalMigrated",
 ]
@@ -155,3 +156,11 @@ class ApprovalMigrated(_InstanceEvent):
     event_type = "approvals.approval_migrated"
     from_definition_id: uuid.UUID
     to_definition_id: uuid.UUID
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApprovalCcRead(_InstanceEvent):
+    """A CC (抄送) recipient opened it: the initiator sees who has read their request."""
+
+    event_type = "approvals.cc_read"
+    task_id: uuid.UUID

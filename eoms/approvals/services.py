@@ -78,6 +78,7 @@ __all__ = [
     "end_for_subject",
     "nudge_approval",
     "comment_approval",
+    "read_cc",
     "process_timers",
     "preview_migration",
     "migrate_instances",
@@ -685,18 +686,10 @@ def decide_task(
                 engine.task_created(ctx, follower, node)
     settle_step(ctx, step)
     return task
-    return task
 
 
 def _enclosing_parallel(ctx: Context, node_id: str) -> str | None:
-    """The id of the outermost parallel block holding `node_id`, or None."""
-    for node, _inside, path in walk_nodes(ctx.document.nodes):
-        if node.id == node_id:
-            for block_id, _branch in path:
-                if ctx.flow.elements[block_id].kind == "fork":
-                    return block_id
-            return None
-    return None
+    return engine.enclosing_parallel(ctx.flow, ctx.document, node_id)
 
 
 def _return_target(ctx: Context, step: ApprovalStep, return_to: str) -> str:
@@ -976,6 +969,38 @@ def comment_approval(*, actor, instance_id, comment: str, attachments=(), stored
     stored.extend(_store_attachments(action, attachments))
     ctx.emit(events.ApprovalCommented, attachments=len(attachments or ()), changes={"comment": comment})
     return action
+
+
+@transaction.atomic
+def read_cc(*, actor, task_id) -> ApprovalTask:
+    """The recipient of a CC (抄送) marks it read (opening it on the page does). Reading it again
+    changes nothing and records nothing; another user's CC answers 403, a task that is not a CC 409."""
+    from .selectors import access_task
+
+    task = access_task(actor, task_id)
+    if task.kind != TaskKind.CC:
+        raise ApprovalConflict(_("Only a copy (CC) is marked read; this task is decided instead."))
+    if task.assignee_id != actor.pk:
+        raise ApprovalPermissionDenied(_("This copy was sent to %(user)s, not to you.") % {"user": task.assignee})
+    if task.state != TaskState.CC:
+        return task
+    now = timezone.now()
+    if not _mark_read(TaskState.READ, now, now, task.pk, TaskState.CC):
+        return task  # read at the same moment in another request
+    task.state, task.decided_at = TaskState.READ, now
+    instance = task.instance
+    _context(actor, instance).emit(
+        events.ApprovalCcRead,
+        task_id=task.pk,
+        audit_action="approvals.cc_read",
+        changes={"node": task.step.node_name, "read_at": now.isoformat()},
+    )
+    return task
+
+
+_mark_read = Update(
+    ApprovalTask, set=("state", "decided_at", "updated_at"), where=("id", "state"), increment=("version",)
+)
 
 
 # --- timers --------------------------------------------------------------------------------------

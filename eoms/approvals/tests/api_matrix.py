@@ -136,6 +136,25 @@ def _task(suffix: str = "", body=None):
     return request
 
 
+def _cc_read(world):
+    """A copy of the pending order's approval sent to finance (as a CC node would make it)."""
+    from eoms.approvals.models import ApprovalStep, StepState, TaskKind
+
+    order, task = pending(world)
+    step = ApprovalStep.objects.create(
+        instance=task.instance,
+        node_id="copy",
+        node_name="Copy",
+        kind="cc",
+        state=StepState.PASSED,
+        started_at=timezone.now(),
+    )
+    cc = ApprovalTask.objects.create(
+        instance=task.instance, step=step, kind=TaskKind.CC, state=TaskState.CC, assignee=world.finance
+    )
+    return {"path": f"{BASE}/tasks/{cc.id}/read"}
+
+
 def _bulk(world):
     order, task = pending(world)
     return {"path": f"{BASE}/tasks/bulk", "json": {"task_ids": [str(task.id)], "decision": "approve"}}
@@ -249,6 +268,8 @@ ENDPOINTS = {
         "request": _task("/add-signer", lambda world: {"user_id": str(world.finance.id), "position": "after"}),
         "expect": expect(200, ("approver",)),
     },
+    # Only the recipient marks a copy read; others who see the order 403.
+    ("POST", f"{BASE}/tasks/{{task_id}}/read"): {"request": _cc_read, "expect": expect(200, ("finance",))},
     # Bulk answers per item (a task not yours fails in its row, changing nothing); auditors decide nothing.
     ("POST", f"{BASE}/tasks/bulk"): {
         "request": _bulk,

@@ -467,6 +467,11 @@ def test_reject_returns_to_an_earlier_node_and_to_the_initiator(world, admin, pm
     task = pending_task(order)
     url = f"{BASE}/tasks/{task.id}/reject"
 
+    # The task lists where it may go back: the earlier node that approved, and the initiator.
+    detail = ok(approver.get(f"{BASE}/tasks/{task.id}"))
+    assert [t["node_id"] for t in detail["return_targets"]] == ["check", "initiator"]
+    assert ok(pm.get(f"{BASE}/tasks/{task.id}"))["return_targets"] == []  # not theirs to decide
+
     before = write_counts()
     problem(approver.post(url, {"comment": "退回", "return_to": "nowhere"}), 422, "approval.invalid", ["return_to"])
     problem(approver.post(url, {"comment": "退回", "return_to": "final"}), 422, "approval.invalid", ["return_to"])

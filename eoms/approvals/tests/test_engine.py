@@ -1292,3 +1292,71 @@ def test_an_order_cancelled_in_approval_leaves_no_open_task(world):
     assert ApprovalAction.objects.get(instance=inst, kind="withdraw").detail == {"cause": "subject_ended"}
     assert list(list_tasks(actor=world.approver, filters=TaskFilters(box="pending"))) == []
     assert end_for_subject(actor=world.pm, subject_type="orders.order", subject_id=order.id) is None
+
+
+def test_return_targets_are_what_a_rejection_accepts(world):
+    """engine.return_targets lists exactly the nodes decide_task takes as return_to, around a
+    parallel block too."""
+    from eoms.approvals.engine import return_targets
+    from eoms.approvals.services import decide_task
+
+    alice = user("alice")
+    publish(
+        world,
+        flow(
+            approval("intake", "users", users=[alice]),
+            parallel(
+                "checks",
+                branch("money", [approval("finance", "users", users=[world.finance])]),
+                branch("technical", [approval("tech", "users", users=[world.engineer])]),
+            ),
+            approval("final", "role"),
+        ),
+    )
+    order, inst = submit(world)
+    first = pending(inst, "alice")
+    assert return_targets(inst, first.step) == []
+    approve(inst, "alice")
+    approve(inst, "finance1")
+    tech = pending(inst, "engineer1")
+    assert return_targets(inst, tech.step) == [("intake", "INTAKE")]
+    approve(inst, "engineer1")
+    final = pending(inst, "approver1")
+    offered = return_targets(inst, final.step)
+    assert offered == [("intake", "INTAKE")]
+    for node_id in ("finance", "tech", "final"):  # not offered, and refused
+        with pytest.raises(ApprovalInputInvalid):
+            decide_task(actor=world.approver, task_id=final.pk, decision="reject", comment="x", return_to=node_id)
+    decide_task(actor=world.approver, task_id=final.pk, decision="reject", comment="再核", return_to="intake")
+    assert open_tasks(inst) == [("intake", "alice", "pending")]
+
+
+def test_a_cc_is_read_once_by_its_recipient(world):
+    """read_cc: the recipient's copy becomes read with one audit entry and one outbox message;
+    reading again records nothing; someone else's copy 403; a task that is not a copy 409."""
+    from eoms.approvals.errors import ApprovalConflict, ApprovalPermissionDenied
+    from eoms.approvals.models import TaskState
+    from eoms.approvals.services import read_cc
+    from eoms.core.models import AuditEntry
+
+    from .scenarios import cc
+
+    publish(world, flow(cc("inform", users=[world.finance]), approval("review", "role")))
+    order, inst = submit(world)
+    copy = inst.tasks.get(kind="cc")
+    with pytest.raises(ApprovalPermissionDenied):
+        read_cc(actor=world.approver, task_id=copy.pk)
+    with pytest.raises(ApprovalConflict):
+        read_cc(actor=world.approver, task_id=pending(inst, "approver1").pk)
+    m = mark()
+    read = read_cc(actor=world.finance, task_id=copy.pk)
+    copy.refresh_from_db()
+    assert (read.state, copy.state, copy.version) == (TaskState.READ, TaskState.READ, 2)
+    assert copy.decided_at is not None
+    assert m.events() == ["approvals.cc_read"]
+    assert m.audit() == ["approvals.cc_read"]
+    entry = AuditEntry.objects.get(seq=m.seq + 1)
+    assert (entry.actor_id, entry.changes["node"]) == (world.finance.pk, "INFORM")
+    again = mark()
+    read_cc(actor=world.finance, task_id=copy.pk)
+    assert again.events() == [] and again.audit() == []

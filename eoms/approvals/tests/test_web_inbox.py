@@ -578,3 +578,42 @@ def test_inbox_queries_do_not_grow_with_its_rows(world, client_for):
     for _ in range(4):
         world.order(OrderState.PENDING_APPROVAL)
     assert queries() == one
+
+
+def test_opening_a_copy_marks_it_read(world, client_for):
+    """A CC recipient opening the copy reads it (once); the initiator's timeline is unchanged."""
+    from eoms.approvals.models import ApprovalTask, TaskKind, TaskState
+
+    cc_flow = {
+        "nodes": [
+            {
+                "type": "cc",
+                "id": "inform",
+                "name": "Inform finance",
+                "recipients": {"source": "users", "users": [str(world.finance.pk)]},
+            },
+            {
+                "type": "approval",
+                "id": "review",
+                "name": "Review",
+                "approvers": {"source": "role", "role": "approver"},
+                "mode": "any",
+            },
+        ],
+        "on_reject": "rejected",
+    }
+    publish_flow(world.admin, cc_flow, key="cc-flow", name="With a copy", priority=1, applies_when=ALWAYS)
+    order = world.order(OrderState.PENDING_APPROVAL)
+    copy = ApprovalTask.objects.get(instance__subject_id=str(order.id), kind=TaskKind.CC)
+    assert copy.state == TaskState.CC
+    # Someone else looking at it (the PM sees the order) reads nothing.
+    assert client_for(world.pm).get(f"/approvals/tasks/{copy.id}/").status_code == 200
+    copy.refresh_from_db()
+    assert copy.state == TaskState.CC
+    response = client_for(world.finance).get(f"/approvals/tasks/{copy.id}/")
+    assert response.status_code == 200
+    copy.refresh_from_db()
+    assert (copy.state, copy.version) == (TaskState.READ, 2)
+    assert client_for(world.finance).get(f"/approvals/tasks/{copy.id}/").status_code == 200
+    copy.refresh_from_db()
+    assert copy.version == 2

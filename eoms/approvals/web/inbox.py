@@ -32,7 +32,7 @@ from eoms.core.uploads import inspect_upload
 from .. import engine, policies, selectors, services
 from ..definition import walk_nodes
 from ..errors import ApprovalPermissionDenied, InstanceNotFound, TaskNotFound, TaskNotPending
-from ..models import StepState, TaskState
+from ..models import StepState, TaskKind, TaskState
 from ..selectors import TaskFilters
 from ..subjects import get_adapter
 from .inbox_forms import (
@@ -344,21 +344,12 @@ def _diagram(instance, active: set[str]):
     return mark_safe(svg)  # noqa: S308 (flow_svg escapes every text it draws)
 
 
-def _return_choices(instance, flow, step, steps) -> list[tuple[str, str]]:
-    """Earlier approval nodes of this instance that approved: where a rejection may send it back."""
-    if step.node_id not in flow.order:
-        return []
-    here = flow.order.index(step.node_id)
-    choices = {}
-    for s in steps:
-        if (
-            s.kind == "approval"
-            and s.state == StepState.APPROVED
-            and s.node_id in flow.order
-            and flow.order.index(s.node_id) < here
-        ):
-            choices[s.node_id] = _("Return to “%(node)s”") % {"node": s.node_name}
-    return sorted(choices.items(), key=lambda kv: flow.order.index(kv[0]))
+def _return_choices(instance, step, steps) -> list[tuple[str, str]]:
+    """Where a rejection may send it back (engine.return_targets), as form choices."""
+    return [
+        (node_id, _("Return to “%(node)s”") % {"node": name})
+        for node_id, name in engine.return_targets(instance, step, steps)
+    ]
 
 
 def _task_forms(actor, task, instance, node, subject, flow, steps, data=None, files=None, action=""):
@@ -376,7 +367,7 @@ def _task_forms(actor, task, instance, node, subject, flow, steps, data=None, fi
         "reject": RejectForm(
             *bound("reject"),
             comment_required=getattr(node, "comment_required_on_reject", True),
-            return_choices=_return_choices(instance, flow, task.step, steps),
+            return_choices=_return_choices(instance, task.step, steps),
         ),
         "transfer": TransferForm(*bound("transfer"), actor=actor, exclude=exclude),
         "signer": AddSignerForm(*bound("signer"), actor=actor, exclude=exclude),
@@ -433,7 +424,11 @@ def _render_task(request, task, *, status: int = 200, **kwargs):
 @login_required
 @require_GET
 def task_page(request, task_id):
-    return _render_task(request, _task_or_404(request.user, task_id))
+    task = _task_or_404(request.user, task_id)
+    if task.kind == TaskKind.CC and task.state == TaskState.CC and task.assignee_id == request.user.pk:
+        # Opening a copy sent to you is reading it (the initiator sees who has).
+        task = services.read_cc(actor=request.user, task_id=task.pk)
+    return _render_task(request, task)
 
 
 @login_required
