@@ -1,9 +1,12 @@
 """Periodic jobs (approval SLA timers today; stage-deadline reminders later), kept generic so the
 shared kernel knows no business context: a context registers its job in its AppConfig.ready().
 
-Embedded mode runs due jobs from the relay thread of `eoms run` (and `eoms relay`); `eoms tick`
-runs every job once, for cron or a Kubernetes CronJob. Jobs must be idempotent: running one twice,
-or from two processes at once, has the effect of running it once (issue 4 moves them to Celery beat).
+Embedded mode (no BROKER_URL) runs due jobs from the relay thread of `eoms run` (and `eoms relay`).
+With a broker, `eoms beat` publishes one tick per job to RabbitMQ as its interval passes and an
+`eoms worker` runs the job (eoms.core.consumer.Beat; kombu directly, not Celery beat: see
+docs/decisions/0007-message-transport.md). `eoms tick` runs every job once, for cron or a Kubernetes
+CronJob, in either mode. Jobs must be idempotent: running one twice, or from two processes at once,
+has the effect of running it once.
 """
 
 import logging

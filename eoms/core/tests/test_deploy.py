@@ -501,3 +501,54 @@ def test_readme_says_the_files_are_not_run_here():
     readme = (DEPLOY / "README.md").read_text()
     assert "cannot run here" in readme
     assert "eoms/core/tests/test_deploy.py" in readme
+
+
+# ------------------------------------------------- the top-level README, the operator's reference
+
+README = DEPLOY.parent / "README.md"
+CODE = DEPLOY.parent / "eoms"
+# Read by the tests only, and documented under the table.
+TEST_ONLY_VARIABLES = {"EOMS_CHROMIUM", "EOMS_TEST_DB_SUFFIX"}
+
+
+def _readme_section(title: str) -> str:
+    text = README.read_text(encoding="utf-8")
+    start = text.index(f"\n## {title}\n")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end != -1 else None]
+
+
+def test_readme_configuration_table_lists_every_variable_the_code_reads():
+    read = set()
+    for path in CODE.rglob("*.py"):
+        if "tests" not in path.parts and "testing" not in path.parts:
+            read |= set(re.findall(r"\b(EOMS_[A-Z][A-Z0-9_]*[A-Z0-9])\b", path.read_text(encoding="utf-8")))
+    settings = (CODE / "settings.py").read_text(encoding="utf-8")
+    read |= set(re.findall(r"""env(?:\.\w+)?\(\s*["']([A-Z][A-Z0-9_]*)["']""", settings))
+    assert {"BROKER_URL", "DATABASE_URL", "REDIS_URL", "EOMS_LOG_FORMAT", "EOMS_BROKER_MAX_ATTEMPTS"} <= read
+    table = set(re.findall(r"^\| `([A-Z][A-Z0-9_]*)` \|", _readme_section("Configuration"), re.MULTILINE))
+    assert sorted(read - TEST_ONLY_VARIABLES - table) == []
+    assert sorted(table - read) == [], "documented but read nowhere"
+
+
+def _command_parser(name: str):
+    from django.core.management import get_commands, load_command_class
+
+    return load_command_class(get_commands()[name], name).create_parser("eoms", name)
+
+
+def test_readme_commands_exist_with_the_options_they_show():
+    rows = re.findall(r"^\| `eoms ([^`]+)` \|", _readme_section("Operator commands"), re.MULTILINE)
+    shown = {row.split()[0] for row in rows}
+    assert {"run", "relay", "worker", "beat", "tick", "outbox", "serve"} <= shown
+    assert "outbox status" in [" ".join(row.split()[:2]) for row in rows]
+    for row in rows:
+        name, *rest = row.split()
+        parser = _command_parser(name)
+        known = {option for action in parser._actions for option in action.option_strings}
+        for option in re.findall(r"(--[a-z][a-z0-9-]*)", row):
+            assert option in known, f"eoms {name} has no option {option}"
+        # Words outside brackets, in lower case, are sub-commands (`outbox status`, `audit verify`).
+        words = [w for w in re.sub(r"\[[^\]]*\]", " ", " ".join(rest)).split() if w.islower()]
+        if words:
+            parser.parse_args(words)  # raises CommandError on an unknown sub-command
