@@ -7,6 +7,7 @@ from eoms.accounts.auth import API_AUTH
 from eoms.approvals.api import router as approvals_router
 from eoms.core.api import install_error_handlers
 from eoms.masterdata.api import router as masterdata_router
+from eoms.notifications.api import router as notifications_router
 from eoms.orders.api import router as orders_router
 
 api = NinjaAPI(
@@ -24,3 +25,4 @@ api.add_router("/accounts", accounts_router)
 api.add_router("/masterdata", masterdata_router)
 api.add_router("/orders", orders_router)
 api.add_router("/approvals", approvals_router)
+api.add_router("/notifications", notifications_router)

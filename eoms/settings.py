@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "eoms.masterdata",
     "eoms.orders",
     "eoms.approvals",
+    "eoms.notifications",
 ]
 
 MIDDLEWARE = [

@@ -15,5 +15,6 @@ urlpatterns = [
     path("", include("eoms.orders.web.urls")),
     path("masterdata/", include("eoms.masterdata.web.urls")),
     path("approvals/", include("eoms.approvals.web.urls")),
+    path("notifications/", include("eoms.notifications.web.urls")),
     path("", include("eoms.core.web_urls")),
 ]

@@ -1,0 +1,116 @@
+"""Notifications API: the caller's own inbox (list, unread count, mark read).
+
+Who may call: every signed-in user, for their own notifications only. Another user's notification
+answers 404, as a missing one does; there is no way to read or mark anyone else's. Errors are
+problem+json.
+"""
+
+import uuid
+from datetime import datetime
+
+from django.http import HttpRequest
+from ninja import Query, Router, Schema
+from pydantic import Field
+
+from eoms.core.api import ProblemSchema
+
+from . import selectors, services
+from .models import Notification, NotificationKind
+
+router = Router(tags=["notifications"])
+
+WHO_OWN = "Who: any signed-in user, for their own notifications only (another user's answers 404)."
+
+
+class NotificationOut(Schema):
+    id: uuid.UUID
+    kind: NotificationKind
+    kind_label: str
+    title: str = Field(description="In the recipient's language, as rendered when it was made")
+    body: str
+    url: str = Field(description="Path of the object's page on this site ('' when there is none)")
+    created_at: datetime
+    read_at: datetime | None
+
+
+class NotificationPage(Schema):
+    count: int
+    unread: int
+    page: int
+    page_size: int
+    results: list[NotificationOut]
+
+
+class NotificationFilterIn(Schema):
+    unread: bool = Field(False, description="Only unread notifications")
+    page: int = Field(1, ge=1, le=100000)
+    page_size: int = Field(50, ge=1, le=200)
+
+
+class UnreadCountOut(Schema):
+    unread: int
+
+
+class MarkedOut(Schema):
+    marked: int
+
+
+def notification_out(n: Notification) -> dict:
+    return {
+        "id": n.id,
+        "kind": n.kind,
+        "kind_label": str(n.get_kind_display()),
+        "title": n.title,
+        "body": n.body,
+        "url": n.url,
+        "created_at": n.created_at,
+        "read_at": n.read_at,
+    }
+
+
+@router.get(
+    "",
+    response={200: NotificationPage, 422: ProblemSchema},
+    summary="My notifications, newest first",
+    description=WHO_OWN,
+)
+def list_notifications(request: HttpRequest, filters: Query[NotificationFilterIn]):
+    qs = selectors.list_notifications(actor=request.auth, unread_only=filters.unread)
+    start = (filters.page - 1) * filters.page_size
+    return {
+        "count": qs.count(),
+        "unread": selectors.unread_count(actor=request.auth),
+        "page": filters.page,
+        "page_size": filters.page_size,
+        "results": [notification_out(n) for n in qs[start : start + filters.page_size]],
+    }
+
+
+@router.get(
+    "/unread-count",
+    response={200: UnreadCountOut},
+    summary="How many of my notifications are unread",
+    description=WHO_OWN,
+)
+def get_unread_count(request: HttpRequest):
+    return {"unread": selectors.unread_count(actor=request.auth)}
+
+
+@router.post(
+    "/read-all",
+    response={200: MarkedOut},
+    summary="Mark all my notifications read",
+    description=WHO_OWN,
+)
+def mark_all_read(request: HttpRequest):
+    return {"marked": services.mark_all_notifications_read(actor=request.auth)}
+
+
+@router.post(
+    "/{notification_id}/read",
+    response={200: NotificationOut, 404: ProblemSchema},
+    summary="Mark one of my notifications read (a notification already read keeps its first read time)",
+    description=WHO_OWN,
+)
+def mark_read(request: HttpRequest, notification_id: uuid.UUID):
+    return notification_out(services.mark_notification_read(actor=request.auth, notification_id=notification_id))

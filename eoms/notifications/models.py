@@ -1,0 +1,61 @@
+"""What a user is told, and through which channel it went.
+
+A Notification is one item of a user's in-app inbox, made from one domain event (its outbox
+`message_id`); the title and body are rendered once, in the recipient's language, when it is made.
+A Delivery is the same notification sent through another channel (email today): written in the
+same transaction as the notification and sent after it commits, so a rolled-back handler sends
+nothing and a redelivered event finds its rows already there. The unique constraints on
+(message_id, recipient) and (message_id, recipient, channel) are what make a redelivered event
+notify nobody twice.
+"""
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from eoms.core.ids import uuid7
+
+__all__ = ["NotificationKind", "Channel", "Notification"]
+
+
+class NotificationKind(models.TextChoices):
+    TASK_ASSIGNED = "task_assigned", _("Approval task assigned to me")
+    TASK_DECIDED = "task_decided", _("A decision on my approval")
+    APPROVAL_COMPLETED = "approval_completed", _("My approval finished")
+    CC_RECEIVED = "cc_received", _("Approval copied to me")
+    ORDER_TRANSITIONED = "order_transitioned", _("Order changed stage")
+
+
+class Channel(models.TextChoices):
+    IN_APP = "in_app", _("In-app inbox")
+    EMAIL = "email", _("Email")
+
+
+class Notification(models.Model):
+    """One item of a user's inbox. Read by its recipient only (selectors scope every read to the
+    actor). `url` is a path of this site (the object's page), never an outside address."""
+
+    id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
+    recipient = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications", verbose_name=_("recipient")
+    )
+    kind = models.CharField(_("kind"), max_length=30, choices=NotificationKind.choices)
+    title = models.CharField(_("title"), max_length=200)
+    body = models.TextField(_("message"), blank=True)
+    url = models.CharField(_("link"), max_length=300, blank=True)
+    message_id = models.UUIDField(_("event"), db_index=True)
+    event_type = models.CharField(max_length=120)
+    created_at = models.DateTimeField(_("created at"), db_index=True)
+    read_at = models.DateTimeField(_("read at"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["message_id", "recipient"], name="notification_once_per_event"),
+        ]
+        indexes = [models.Index(fields=["recipient", "read_at"], name="notification_unread_idx")]
+        verbose_name = _("notification")
+        verbose_name_plural = _("notifications")
+
+    def __str__(self):
+        return self.title

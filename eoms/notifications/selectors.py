@@ -1,0 +1,38 @@
+"""Reads of notifications, always the actor's own: another user's notification does not exist for
+the actor (NotificationNotFound, 404), the same answer as a missing one."""
+
+from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
+from django.utils.translation import gettext as _
+
+from .errors import NotificationNotFound
+from .models import Notification
+
+__all__ = ["list_notifications", "unread_count", "access_notification"]
+
+
+def list_notifications(*, actor, unread_only: bool = False) -> QuerySet[Notification]:
+    """The actor's notifications, newest first."""
+    if not getattr(actor, "is_authenticated", False):
+        return Notification.objects.none()
+    qs = Notification.objects.filter(recipient=actor)
+    if unread_only:
+        qs = qs.filter(read_at__isnull=True)
+    return qs
+
+
+def unread_count(*, actor) -> int:
+    """One COUNT over the (recipient, read_at) index: cheap enough for every page header."""
+    if not getattr(actor, "is_authenticated", False):
+        return 0
+    return Notification.objects.filter(recipient=actor, read_at__isnull=True).count()
+
+
+def access_notification(actor, notification_id) -> Notification:
+    try:
+        found = list_notifications(actor=actor).filter(pk=notification_id).first()
+    except (ValueError, TypeError, ValidationError):
+        found = None
+    if found is None:
+        raise NotificationNotFound(_("No such notification."))
+    return found

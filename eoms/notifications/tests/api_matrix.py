@@ -1,0 +1,40 @@
+"""Who may call each notifications endpoint (see eoms.testing.matrix). Every signed-in user has an
+inbox of their own and reaches only that: the notification a request targets is world.pm's, so the
+others (the outsider included) get 404 for it, as for a notification that does not exist."""
+
+import uuid
+
+from django.utils import timezone
+
+from eoms.notifications.models import Notification, NotificationKind
+from eoms.testing.matrix import IDENTITIES, expect
+
+BASE = "/api/v1/notifications"
+SIGNED_IN = frozenset(IDENTITIES) - {"anonymous"}
+
+
+def pm_notification(world) -> Notification:
+    return Notification.objects.create(
+        recipient=world.pm,
+        kind=NotificationKind.ORDER_TRANSITIONED,
+        title="ORD-2026-000001 is now Approved",
+        body="",
+        url="/",
+        message_id=uuid.uuid4(),
+        event_type="orders.order_transitioned",
+        created_at=timezone.now(),
+    )
+
+
+ENDPOINTS = {
+    ("GET", f"{BASE}"): {"request": lambda w: {"path": BASE}, "expect": expect(200, SIGNED_IN)},
+    ("GET", f"{BASE}/unread-count"): {
+        "request": lambda w: {"path": f"{BASE}/unread-count"},
+        "expect": expect(200, SIGNED_IN),
+    },
+    ("POST", f"{BASE}/read-all"): {"request": lambda w: {"path": f"{BASE}/read-all"}, "expect": expect(200, SIGNED_IN)},
+    ("POST", f"{BASE}/{{notification_id}}/read"): {
+        "request": lambda w: {"path": f"{BASE}/{pm_notification(w).pk}/read"},
+        "expect": expect(200, {"project_manager"}, denied=404),
+    },
+}

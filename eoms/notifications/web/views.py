@@ -1,0 +1,76 @@
+"""The inbox page: the user's notifications (all or unread), mark one or all read, and open one
+(marks it read and goes to the object's page). Only the user's own notifications: another user's
+answers 404, as a missing one does."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+from django.views.decorators.http import require_GET, require_POST
+
+from .. import selectors, services
+from ..errors import NotificationNotFound
+
+__all__ = ["inbox", "open_notification", "mark_read", "mark_all_read"]
+
+PAGE_SIZE = 30
+
+
+@login_required
+@require_GET
+def inbox(request):
+    unread_only = request.GET.get("show") == "unread"
+    qs = selectors.list_notifications(actor=request.user, unread_only=unread_only)
+    page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "notifications/inbox.html",
+        {"page": page, "unread_only": unread_only, "unread": selectors.unread_count(actor=request.user)},
+    )
+
+
+def _read(request, notification_id):
+    try:
+        return services.mark_notification_read(actor=request.user, notification_id=notification_id)
+    except NotificationNotFound:
+        raise Http404(_("No such notification."))
+
+
+@login_required
+@require_POST
+def open_notification(request, notification_id):
+    """Mark it read and go to its object (its link is a path of this site; anything else stays here)."""
+    notification = _read(request, notification_id)
+    if notification.url and url_has_allowed_host_and_scheme(notification.url, allowed_hosts=None):
+        return redirect(notification.url)
+    return redirect("notifications:inbox")
+
+
+@login_required
+@require_POST
+def mark_read(request, notification_id):
+    _read(request, notification_id)
+    return redirect(_back(request))
+
+
+@login_required
+@require_POST
+def mark_all_read(request):
+    count = services.mark_all_notifications_read(actor=request.user)
+    messages.success(
+        request,
+        ngettext("%(count)d notification marked read.", "%(count)d notifications marked read.", count)
+        % {"count": count},
+    )
+    return redirect(_back(request))
+
+
+def _back(request) -> str:
+    target = request.POST.get("next", "")
+    if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+        return target
+    return "notifications:inbox"
