@@ -239,3 +239,21 @@ BROKER_PREFETCH = env.int("EOMS_BROKER_PREFETCH", default=16)
 BROKER_MAX_ATTEMPTS = env.int("EOMS_BROKER_MAX_ATTEMPTS", default=5)
 BROKER_RETRY_DELAY = env.float("EOMS_BROKER_RETRY_DELAY", default=2.0)
 BROKER_CONFIRM_TIMEOUT = env.float("EOMS_BROKER_CONFIRM_TIMEOUT", default=10.0)
+
+# Notifications (eoms.notifications). Email goes through SMTP when EOMS_EMAIL_HOST is set (else only the
+# in-app inbox is used); EOMS_EMAIL_USE_TLS is STARTTLS, EOMS_EMAIL_USE_SSL implicit TLS (port 465).
+# Links in messages start with EOMS_PUBLIC_URL, the address users reach EOMS at. A delivery that fails
+# is retried with backoff (1 min, doubling, at most 1 h apart) up to EOMS_NOTIFY_MAX_ATTEMPTS attempts.
+EMAIL_BACKEND = env("EOMS_EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = env("EOMS_EMAIL_HOST", default="")
+EMAIL_PORT = env.int("EOMS_EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env("EOMS_EMAIL_USER", default="")
+EMAIL_HOST_PASSWORD = env("EOMS_EMAIL_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EOMS_EMAIL_USE_TLS", default=False)
+EMAIL_USE_SSL = env.bool("EOMS_EMAIL_USE_SSL", default=False)
+EMAIL_TIMEOUT = env.float("EOMS_EMAIL_TIMEOUT", default=10.0)
+DEFAULT_FROM_EMAIL = env("EOMS_EMAIL_FROM", default="EOMS <eoms@localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+NOTIFY_EMAIL = bool(EMAIL_HOST)
+PUBLIC_URL = env("EOMS_PUBLIC_URL", default="http://localhost:8000").rstrip("/")
+NOTIFY_MAX_ATTEMPTS = env.int("EOMS_NOTIFY_MAX_ATTEMPTS", default=8)

@@ -8,9 +8,17 @@ class NotificationsConfig(AppConfig):
     verbose_name = _("Notifications")
 
     def ready(self):
+        from eoms.core import periodic
         from eoms.core.web import register_nav
 
         from . import handlers  # noqa: F401 (registers the event handlers with the relay)
+        from .channels import enabled_channels
         from .context_processors import NotificationNav
+        from .services import send_deliveries
 
         register_nav("notification_nav", NotificationNav)
+        if enabled_channels():
+            # Deliveries whose quiet hours ended, retries, and any left by a process that died
+            # before sending; idempotent (each row is claimed by a compare-and-set). Without an
+            # outside channel configured (no EOMS_EMAIL_HOST…) there is nothing to send.
+            periodic.register("notifications.deliveries", send_deliveries, every=30)

@@ -15,7 +15,7 @@ from django.utils.translation import gettext_lazy as _
 
 from eoms.core.ids import uuid7
 
-__all__ = ["NotificationKind", "Channel", "Notification"]
+__all__ = ["NotificationKind", "Channel", "Notification", "DeliveryState", "Delivery"]
 
 
 class NotificationKind(models.TextChoices):
@@ -59,3 +59,47 @@ class Notification(models.Model):
 
     def __str__(self):
         return self.title
+
+
+class DeliveryState(models.TextChoices):
+    PENDING = "pending", _("Waiting")
+    SENDING = "sending", _("Sending")
+    SENT = "sent", _("Sent")
+    FAILED = "failed", _("Failed")
+
+
+class Delivery(models.Model):
+    """A notification through one outside channel. PENDING rows are sent when due (`due_at`: now,
+    the end of the recipient's quiet hours, or a retry's backoff); a sender claims a row by moving
+    it PENDING→SENDING (compare-and-set), so two senders never send one row. A failed attempt goes
+    back to PENDING with a later `due_at`, up to NOTIFY_MAX_ATTEMPTS, then FAILED (shown to
+    administrators in the back office). `address` is the destination when the row was made."""
+
+    id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
+    notification = models.ForeignKey(Notification, on_delete=models.CASCADE, related_name="deliveries")
+    message_id = models.UUIDField(_("event"))
+    recipient = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", verbose_name=_("recipient")
+    )
+    channel = models.CharField(_("channel"), max_length=20, choices=Channel.choices)
+    address = models.CharField(_("address"), max_length=254)
+    state = models.CharField(
+        _("state"), max_length=10, choices=DeliveryState.choices, default=DeliveryState.PENDING, db_index=True
+    )
+    due_at = models.DateTimeField(_("due at"), db_index=True)
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
+    last_error = models.TextField(_("error"), blank=True)
+    created_at = models.DateTimeField(_("created at"))
+
+    class Meta:
+        ordering = ["created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["message_id", "recipient", "channel"], name="delivery_once_per_channel"),
+        ]
+        verbose_name = _("delivery")
+        verbose_name_plural = _("deliveries")
+
+    def __str__(self):
+        return f"{self.channel} → {self.address} ({self.state})"

@@ -8,17 +8,41 @@ Marking read is the recipient's own bookkeeping of their inbox, not a business c
 no audit entry and no event (it would double the audit chain's size for nothing anyone audits).
 """
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone, translation
+from django.utils.translation import gettext as _
 
-from .models import Notification
+from eoms.accounts.roles import Role
+from eoms.accounts.selectors import has_role
+from eoms.core import audit
+from eoms.core.errors import PermissionDenied
+
+from .channels import CHANNELS, enabled_channels
+from .models import Delivery, DeliveryState, Notification
 from .selectors import access_notification, list_notifications
 
-__all__ = ["Rendered", "language_of", "notify", "mark_notification_read", "mark_all_notifications_read"]
+__all__ = [
+    "Rendered",
+    "language_of",
+    "notify",
+    "send_deliveries",
+    "retry_deliveries",
+    "mark_notification_read",
+    "mark_all_notifications_read",
+]
+
+log = logging.getLogger("eoms.notifications")
+
+# A SENDING row older than this belongs to a sender that died mid-send: it is sent again (the
+# one case where a message may arrive twice, with the same Message-ID).
+STALE_SENDING = timedelta(minutes=10)
 
 
 @dataclass(frozen=True)
@@ -76,7 +100,113 @@ def notify(*, message, recipients, kind: str, render: Callable[[object], Rendere
                 )
             )
     Notification.objects.bulk_create(made)
+    deliveries = _deliveries_for(made, now=now)
+    if deliveries:
+        Delivery.objects.bulk_create(deliveries)
+        ids = [d.pk for d in deliveries]
+        # Sent once the handler's transaction has committed: a rolled-back handler sends nothing. If
+        # this process dies first, the periodic job sends them.
+        transaction.on_commit(lambda: send_deliveries(ids=ids))
     return made
+
+
+def _deliveries_for(notifications: Iterable[Notification], *, now) -> list[Delivery]:
+    channels = enabled_channels()
+    deliveries = []
+    for notification in notifications:
+        user = notification.recipient
+        for name, channel in channels.items():
+            address = channel.address_of(user)
+            if not address:
+                continue
+            deliveries.append(
+                Delivery(
+                    notification=notification,
+                    message_id=notification.message_id,
+                    recipient=user,
+                    channel=name,
+                    address=address[:254],
+                    due_at=now,
+                    created_at=now,
+                )
+            )
+    return deliveries
+
+
+def _backoff(attempts: int) -> timedelta:
+    return min(timedelta(minutes=2 ** max(attempts - 1, 0)), timedelta(hours=1))
+
+
+def send_deliveries(*, ids: Iterable | None = None, limit: int = 200) -> dict[str, int]:
+    """Send the due deliveries (only those of `ids` when given): each claimed by a compare-and-set
+    PENDING→SENDING in its own statement, so two senders never send one; sent ones are SENT, a
+    failure goes back to PENDING after a backoff or, after NOTIFY_MAX_ATTEMPTS attempts, to FAILED.
+    Runs outside any transaction (each step commits on its own) and never raises: it runs after a
+    handler's commit and from the periodic job. Counts of sent, retried, failed and skipped (taken
+    by another sender) deliveries."""
+    counts = {"sent": 0, "retry": 0, "failed": 0, "skipped": 0}
+    try:
+        now = timezone.now()
+        Delivery.objects.filter(state=DeliveryState.SENDING, claimed_at__lt=now - STALE_SENDING).update(
+            state=DeliveryState.PENDING
+        )
+        due = Delivery.objects.filter(state=DeliveryState.PENDING, due_at__lte=now)
+        if ids is not None:
+            due = due.filter(pk__in=list(ids))
+        for pk in list(due.order_by("due_at").values_list("pk", flat=True)[:limit]):
+            counts[_send_one(pk)] += 1
+    except Exception:
+        log.exception("sending notifications failed")
+    return counts
+
+
+def _send_one(pk) -> str:
+    claimed = Delivery.objects.filter(pk=pk, state=DeliveryState.PENDING).update(
+        state=DeliveryState.SENDING, claimed_at=timezone.now(), attempts=F("attempts") + 1
+    )
+    if not claimed:
+        return "skipped"  # another sender took it
+    delivery = Delivery.objects.select_related("notification", "recipient").get(pk=pk)
+    try:
+        CHANNELS[delivery.channel].send(delivery)
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"[:2000]
+        if delivery.attempts >= settings.NOTIFY_MAX_ATTEMPTS:
+            Delivery.objects.filter(pk=pk).update(state=DeliveryState.FAILED, last_error=error)
+            log.error("notification %s by %s failed for good: %s", pk, delivery.channel, error)
+            return "failed"
+        Delivery.objects.filter(pk=pk).update(
+            state=DeliveryState.PENDING, last_error=error, due_at=timezone.now() + _backoff(delivery.attempts)
+        )
+        log.warning("notification %s by %s failed (attempt %s): %s", pk, delivery.channel, delivery.attempts, error)
+        return "retry"
+    Delivery.objects.filter(pk=pk).update(state=DeliveryState.SENT, sent_at=timezone.now(), last_error="")
+    return "sent"
+
+
+@transaction.atomic
+def retry_deliveries(*, actor, delivery_ids) -> int:
+    """An administrator sends FAILED deliveries again (after fixing the mail server, say): back to
+    PENDING, due now, attempts counted afresh; audited per delivery. Others: PermissionDenied."""
+    if not has_role(actor, Role.ADMIN):
+        raise PermissionDenied(_("Only an administrator may send deliveries again."))
+    rows = list(Delivery.objects.select_for_update().filter(pk__in=list(delivery_ids), state=DeliveryState.FAILED))
+    for delivery in rows:
+        audit.record(
+            actor=actor,
+            action="notifications.delivery_retried",
+            object_type="notifications.delivery",
+            object_id=delivery.pk,
+            object_repr=f"{delivery.channel} {delivery.address}"[:200],
+            changes={"state": [DeliveryState.FAILED, DeliveryState.PENDING], "attempts": [delivery.attempts, 0]},
+        )
+    Delivery.objects.filter(pk__in=[d.pk for d in rows]).update(
+        state=DeliveryState.PENDING, attempts=0, due_at=timezone.now(), last_error=""
+    )
+    ids = [d.pk for d in rows]
+    if ids:
+        transaction.on_commit(lambda: send_deliveries(ids=ids))
+    return len(rows)
 
 
 @transaction.atomic
