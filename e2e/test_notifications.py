@@ -1,5 +1,5 @@
-"""A task notification in a real browser: the approver sees the bell's count on every page, opens
-the inbox, clicks through to the task, and the count is gone."""
+"""Notifications in a real browser: the approver sees the bell's count on every page, opens
+the inbox, clicks through to the task, and the count is gone; settings changed on a phone."""
 
 import re
 
@@ -9,9 +9,20 @@ from playwright.sync_api import expect
 from eoms.core import relay
 from eoms.orders.state import OrderState
 
-from .test_approval_inbox import login
+from .test_approval_inbox import PHONE, login, no_horizontal_scroll
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def phone(browser, live_server):
+    context = browser.new_context(
+        locale="en-US", base_url=live_server.url, viewport=PHONE, is_mobile=True, has_touch=True
+    )
+    page = context.new_page()
+    page.set_default_timeout(15000)
+    yield page
+    context.close()
 
 
 def test_a_task_notification_from_bell_to_task(page, world):
@@ -38,3 +49,24 @@ def test_a_task_notification_from_bell_to_task(page, world):
     page.goto("/notifications/")
     expect(page.locator("#notification-list [data-unread='1']")).to_have_count(0)
     expect(page.locator("#notification-list [data-unread='0']")).to_have_count(1)
+
+
+def test_settings_on_a_phone(phone, world):
+    from eoms.notifications.models import NotificationPreferences
+
+    login(phone, world.approver.username)
+    phone.goto("/notifications/")
+    phone.click("#notification-settings")
+    expect(phone).to_have_url(re.compile(r"/notifications/preferences/$"))
+    no_horizontal_scroll(phone)
+    phone.locator("#id_order_transitioned__email").uncheck()
+    phone.fill("#id_quiet_from", "22:00")
+    phone.fill("#id_quiet_until", "07:00")
+    phone.click("#save-preferences")
+    expect(phone.locator(".alert-success")).to_contain_text("Notification settings saved.")
+    expect(phone.locator("#id_order_transitioned__email")).not_to_be_checked()
+    no_horizontal_scroll(phone)
+    prefs = NotificationPreferences.objects.get(user=world.approver)
+    assert prefs.wants("order_transitioned", "email") is False
+    assert prefs.wants("task_assigned", "email") is True
+    assert (prefs.quiet_from.isoformat(), prefs.quiet_until.isoformat()) == ("22:00:00", "07:00:00")

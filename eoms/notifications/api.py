@@ -1,4 +1,4 @@
-"""Notifications API: the caller's own inbox (list, unread count, mark read).
+"""Notifications API: the caller's own inbox (list, unread count, mark read) and settings.
 
 Who may call: every signed-in user, for their own notifications only. Another user's notification
 answers 404, as a missing one does; there is no way to read or mark anyone else's. Errors are
@@ -6,7 +6,7 @@ problem+json.
 """
 
 import uuid
-from datetime import datetime
+from datetime import datetime, time
 
 from django.http import HttpRequest
 from ninja import Query, Router, Schema
@@ -15,11 +15,13 @@ from pydantic import Field
 from eoms.core.api import ProblemSchema
 
 from . import selectors, services
-from .models import Notification, NotificationKind
+from .models import Notification, NotificationKind, NotificationPreferences
+from .services import OUTSIDE_CHANNELS
 
 router = Router(tags=["notifications"])
 
 WHO_OWN = "Who: any signed-in user, for their own notifications only (another user's answers 404)."
+WHO_SETTINGS = "Who: any signed-in user, for their own notification settings only."
 
 
 class NotificationOut(Schema):
@@ -114,3 +116,58 @@ def mark_all_read(request: HttpRequest):
 )
 def mark_read(request: HttpRequest, notification_id: uuid.UUID):
     return notification_out(services.mark_notification_read(actor=request.auth, notification_id=notification_id))
+
+
+class PreferencesOut(Schema):
+    channels: dict[str, dict[str, bool]] = Field(
+        description="Per kind, whether each outside channel is on (the in-app inbox is always on)"
+    )
+    quiet_from: time | None = Field(description="Start of the quiet hours in the company's time zone, or none")
+    quiet_until: time | None
+    version: int
+
+
+class PreferencesIn(Schema):
+    channels: dict[str, dict[str, bool]] = Field(
+        default_factory=dict,
+        description="Per kind (task_assigned, task_decided, approval_completed, cc_received, order_transitioned), "
+        "{channel: on}; kinds and channels left out keep their current setting",
+    )
+    quiet_from: time | None = Field(None, description="Give both, or neither for no quiet hours")
+    quiet_until: time | None = None
+
+
+def preferences_out(p: NotificationPreferences) -> dict:
+    return {
+        "channels": {kind: {c: p.wants(kind, c) for c in OUTSIDE_CHANNELS} for kind in NotificationKind.values},
+        "quiet_from": p.quiet_from,
+        "quiet_until": p.quiet_until,
+        "version": p.version,
+    }
+
+
+@router.get(
+    "/preferences",
+    response={200: PreferencesOut},
+    summary="My notification settings",
+    description=WHO_SETTINGS,
+)
+def get_preferences(request: HttpRequest):
+    return preferences_out(selectors.get_notification_preferences(actor=request.auth))
+
+
+@router.put(
+    "/preferences",
+    response={200: PreferencesOut, 422: ProblemSchema},
+    summary="Change my notification settings (audited)",
+    description=WHO_SETTINGS + " An unknown kind or channel, or only one end of the quiet hours, answers 422.",
+)
+def put_preferences(request: HttpRequest, payload: PreferencesIn):
+    return preferences_out(
+        services.set_notification_preferences(
+            actor=request.auth,
+            channels=payload.channels,
+            quiet_from=payload.quiet_from,
+            quiet_until=payload.quiet_until,
+        )
+    )

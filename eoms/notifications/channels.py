@@ -48,7 +48,7 @@ class EmailChannel:
                 "name": user.display_name or user.username,
                 "notification": notification,
                 "link": absolute(notification.url),
-                "settings_link": absolute(reverse("notifications:inbox")),
+                "settings_link": absolute(reverse("notifications:preferences")),
                 "site": settings.PUBLIC_URL,
             }
             text = render_to_string("notifications/email/notification.txt", context)

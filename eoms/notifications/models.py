@@ -9,13 +9,16 @@ nothing and a redelivered event finds its rows already there. The unique constra
 notify nobody twice.
 """
 
+from datetime import datetime, timedelta
+
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from eoms.core.ids import uuid7
 
-__all__ = ["NotificationKind", "Channel", "Notification", "DeliveryState", "Delivery"]
+__all__ = ["NotificationKind", "Channel", "Notification", "DeliveryState", "Delivery", "NotificationPreferences"]
 
 
 class NotificationKind(models.TextChoices):
@@ -103,3 +106,53 @@ class Delivery(models.Model):
 
     def __str__(self):
         return f"{self.channel} → {self.address} ({self.state})"
+
+
+class NotificationPreferences(models.Model):
+    """A user's choices: per kind, which outside channels (`channels`: {kind: {channel: bool}}; a
+    kind or channel not named there is on; the in-app inbox is always on), and quiet hours in the
+    company's time zone (TIME_ZONE) during which nothing is sent outside: what falls in them is
+    sent when they end. `quiet_from` == `quiet_until`, or either empty, means none; a window may
+    span midnight (22:00–07:00). Written only by services.set_notification_preferences (audited)."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="notification_preferences",
+        verbose_name=_("user"),
+    )
+    channels = models.JSONField(_("channels"), default=dict, blank=True)
+    quiet_from = models.TimeField(_("quiet from"), null=True, blank=True)
+    quiet_until = models.TimeField(_("quiet until"), null=True, blank=True)
+    version = models.PositiveIntegerField(default=1)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("notification settings")
+        verbose_name_plural = _("notification settings")
+
+    def __str__(self):
+        return str(self.user_id)
+
+    def wants(self, kind: str, channel: str) -> bool:
+        if channel == Channel.IN_APP:
+            return True
+        return bool(self.channels.get(kind, {}).get(channel, True))
+
+    @property
+    def has_quiet_hours(self) -> bool:
+        return self.quiet_from is not None and self.quiet_until is not None and self.quiet_from != self.quiet_until
+
+    def quiet_end_after(self, moment):
+        """The end of the quiet hours `moment` (aware) falls in, or None when it falls in none."""
+        if not self.has_quiet_hours:
+            return None
+        local = timezone.localtime(moment)
+        now = local.time()
+        start, end = self.quiet_from, self.quiet_until
+        inside = (start <= now < end) if start < end else (now >= start or now < end)
+        if not inside:
+            return None
+        day = local.date() if now < end else local.date() + timedelta(days=1)
+        return timezone.make_aware(datetime.combine(day, end), local.tzinfo)

@@ -6,9 +6,15 @@ from django.db.models import QuerySet
 from django.utils.translation import gettext as _
 
 from .errors import NotificationNotFound
-from .models import Notification
+from .models import Notification, NotificationPreferences
 
-__all__ = ["list_notifications", "unread_count", "access_notification"]
+__all__ = [
+    "list_notifications",
+    "unread_count",
+    "access_notification",
+    "get_notification_preferences",
+    "preferences_of",
+]
 
 
 def list_notifications(*, actor, unread_only: bool = False) -> QuerySet[Notification]:
@@ -36,3 +42,16 @@ def access_notification(actor, notification_id) -> Notification:
     if found is None:
         raise NotificationNotFound(_("No such notification."))
     return found
+
+
+def get_notification_preferences(*, actor) -> NotificationPreferences:
+    """The actor's own settings; the defaults (every channel on, no quiet hours) when never saved."""
+    found = NotificationPreferences.objects.filter(user=actor).first()
+    return found if found is not None else NotificationPreferences(user=actor)
+
+
+def preferences_of(users) -> dict:
+    """Settings of each of these users by id, in one query (defaults for those who have none)."""
+    users = list(users)
+    saved = {p.user_id: p for p in NotificationPreferences.objects.filter(user__in=[u.pk for u in users])}
+    return {u.pk: saved.get(u.pk) or NotificationPreferences(user=u) for u in users}

@@ -25,8 +25,9 @@ from eoms.core import audit
 from eoms.core.errors import PermissionDenied
 
 from .channels import CHANNELS, enabled_channels
-from .models import Delivery, DeliveryState, Notification
-from .selectors import access_notification, list_notifications
+from .errors import PreferencesInvalid
+from .models import Channel, Delivery, DeliveryState, Notification, NotificationKind, NotificationPreferences
+from .selectors import access_notification, get_notification_preferences, list_notifications, preferences_of
 
 __all__ = [
     "Rendered",
@@ -34,6 +35,7 @@ __all__ = [
     "notify",
     "send_deliveries",
     "retry_deliveries",
+    "set_notification_preferences",
     "mark_notification_read",
     "mark_all_notifications_read",
 ]
@@ -110,14 +112,21 @@ def notify(*, message, recipients, kind: str, render: Callable[[object], Rendere
     return made
 
 
-def _deliveries_for(notifications: Iterable[Notification], *, now) -> list[Delivery]:
+def _deliveries_for(notifications: list[Notification], *, now) -> list[Delivery]:
+    """One delivery per channel the recipient wants for this kind and has an address on, due now
+    or when their quiet hours end."""
     channels = enabled_channels()
+    if not channels or not notifications:
+        return []
+    preferences = preferences_of([n.recipient for n in notifications])
     deliveries = []
     for notification in notifications:
         user = notification.recipient
+        wants = preferences[user.pk]
+        due_at = wants.quiet_end_after(now) or now
         for name, channel in channels.items():
             address = channel.address_of(user)
-            if not address:
+            if not address or not wants.wants(notification.kind, name):
                 continue
             deliveries.append(
                 Delivery(
@@ -126,7 +135,7 @@ def _deliveries_for(notifications: Iterable[Notification], *, now) -> list[Deliv
                     recipient=user,
                     channel=name,
                     address=address[:254],
-                    due_at=now,
+                    due_at=due_at,
                     created_at=now,
                 )
             )
@@ -226,3 +235,91 @@ def mark_notification_read(*, actor, notification_id) -> Notification:
 def mark_all_notifications_read(*, actor) -> int:
     """Mark every unread notification of the actor read; how many were."""
     return list_notifications(actor=actor, unread_only=True).update(read_at=timezone.now())
+
+
+OUTSIDE_CHANNELS = [c.value for c in Channel if c != Channel.IN_APP]
+
+
+@transaction.atomic
+def set_notification_preferences(
+    *, actor, channels: dict, quiet_from=None, quiet_until=None
+) -> NotificationPreferences:
+    """Save the actor's own notification settings: `channels` {kind: {channel: bool}} for the
+    outside channels (the in-app inbox cannot be turned off), quiet hours as two times or none.
+    PreferencesInvalid names the field at fault. Audited with what changed; nothing changed, nothing
+    written."""
+    errors = []
+    clean: dict[str, dict[str, bool]] = {}
+    for kind, choice in (channels or {}).items():
+        if kind not in NotificationKind.values:
+            errors.append({"field": f"channels.{kind}", "message": _("No such kind of notification.")})
+            continue
+        if not isinstance(choice, dict):
+            errors.append({"field": f"channels.{kind}", "message": _("Give each channel as on or off.")})
+            continue
+        for channel, on in choice.items():
+            if channel not in OUTSIDE_CHANNELS or not isinstance(on, bool):
+                errors.append(
+                    {
+                        "field": f"channels.{kind}.{channel}",
+                        "message": _("The in-app inbox is always on.")
+                        if channel == Channel.IN_APP
+                        else _("No such channel."),
+                    }
+                )
+                continue
+            clean.setdefault(kind, {})[channel] = on
+    if (quiet_from is None) != (quiet_until is None):
+        errors.append(
+            {
+                "field": "quiet_until" if quiet_until is None else "quiet_from",
+                "message": _("Give both the start and the end of the quiet hours, or neither."),
+            }
+        )
+    if errors:
+        raise PreferencesInvalid(errors=errors)
+    current = NotificationPreferences.objects.select_for_update().filter(user=actor).first()
+    preferences = current or get_notification_preferences(actor=actor)
+    # Stored in full (every kind and channel), so what a user chose stays as chosen when defaults change.
+    merged = {
+        kind: {
+            channel: clean.get(kind, {}).get(channel, preferences.wants(kind, channel)) for channel in OUTSIDE_CHANNELS
+        }
+        for kind in NotificationKind.values
+    }
+    before = {
+        "channels": {k: {c: preferences.wants(k, c) for c in OUTSIDE_CHANNELS} for k in NotificationKind.values},
+        "quiet_from": preferences.quiet_from,
+        "quiet_until": preferences.quiet_until,
+    }
+    after = {"channels": merged, "quiet_from": quiet_from, "quiet_until": quiet_until}
+    changes = {}
+    for kind in NotificationKind.values:
+        for channel in OUTSIDE_CHANNELS:
+            if before["channels"][kind][channel] != merged[kind][channel]:
+                changes[f"{kind}.{channel}"] = [before["channels"][kind][channel], merged[kind][channel]]
+    for name in ("quiet_from", "quiet_until"):
+        if before[name] != after[name]:
+            changes[name] = [_time(before[name]), _time(after[name])]
+    if current is not None and not changes:
+        return current
+    preferences.channels = merged
+    preferences.quiet_from = quiet_from
+    preferences.quiet_until = quiet_until
+    if current is not None:
+        preferences.version += 1
+    preferences.save()
+    if changes:
+        audit.record(
+            actor=actor,
+            action="notifications.preferences_changed",
+            object_type="notifications.preferences",
+            object_id=actor.pk,
+            object_repr=str(actor)[:200],
+            changes=changes,
+        )
+    return preferences
+
+
+def _time(value) -> str:
+    return value.strftime("%H:%M") if value is not None else ""

@@ -50,6 +50,10 @@ class OrderOut(Schema):
     parent_id: uuid.UUID | None
     level: int
     contract_amount: Decimal
+    estimated_cost: Decimal | None = Field(description="The quotation's cost estimate, yuan; null when not given")
+    margin: Decimal | None = Field(
+        description="Gross margin in percent, (amount - estimated cost) / amount, e.g. 18.50; null without a cost"
+    )
     tax_rate: Decimal
     tax_amount: Decimal
     net_amount: Decimal
@@ -110,6 +114,9 @@ class OrderCreateIn(Schema):
     project_id: uuid.UUID
     title: str = Field(max_length=200)
     contract_amount: Decimal = Field(gt=0, max_digits=12, decimal_places=2)
+    estimated_cost: Decimal | None = Field(
+        None, ge=0, max_digits=12, decimal_places=2, description="The quotation's cost estimate, yuan"
+    )
     tax_rate: Decimal = Decimal("0.09")
     kind: OrderKind = OrderKind.CONSTRUCTION
     description: str = Field("", max_length=20000)
@@ -122,6 +129,9 @@ class OrderUpdateIn(Schema):
     title: str | None = Field(None, max_length=200)
     description: str | None = Field(None, max_length=20000)
     contract_amount: Decimal | None = Field(None, gt=0, max_digits=12, decimal_places=2)
+    estimated_cost: Decimal | None = Field(
+        None, ge=0, max_digits=12, decimal_places=2, description="The quotation's cost estimate; null clears it"
+    )
     tax_rate: Decimal | None = None
     kind: OrderKind | None = None
     stage_owner_id: uuid.UUID | None = None
@@ -188,6 +198,8 @@ def order_out(order: Order) -> dict:
         "parent_id": order.parent_id,
         "level": order.level,
         "contract_amount": order.contract_amount,
+        "estimated_cost": order.estimated_cost,
+        "margin": order.margin,
         "tax_rate": order.tax_rate,
         "tax_amount": order.tax_amount,
         "net_amount": order.net_amount,
@@ -288,6 +300,7 @@ def create_order(request: HttpRequest, payload: OrderCreateIn):
         project=project,
         title=payload.title,
         contract_amount=payload.contract_amount,
+        estimated_cost=payload.estimated_cost,
         tax_rate=payload.tax_rate,
         kind=payload.kind,
         description=payload.description,

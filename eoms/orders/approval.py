@@ -38,6 +38,8 @@ class OrderSubject:
 
         return [
             FieldSpec("amount", _("contract amount"), "decimal"),
+            # Empty (None) without an estimated cost: then only ≠ and ∉ hold, as for any empty fact.
+            FieldSpec("margin", _("gross margin (%)"), "decimal"),
             FieldSpec("kind", _("type"), "choice", _choices(OrderKind)),
             FieldSpec("region", _("region"), "choice", tuple(region_choices())),
             FieldSpec("customer_grade", _("customer grade"), "choice", tuple(customer_grade_choices())),
@@ -51,6 +53,7 @@ class OrderSubject:
     def editable_fields(self) -> list[FieldSpec]:
         return [
             FieldSpec("contract_amount", _("contract amount"), "decimal"),
+            FieldSpec("estimated_cost", _("estimated cost"), "decimal"),
             FieldSpec("tax_rate", _("tax rate"), "choice", _choices(TaxRate)),
             FieldSpec("title", _("title"), "text"),
             FieldSpec("description", _("description"), "text"),
@@ -71,6 +74,7 @@ class OrderSubject:
             project_id=order.project_id,
             facts={
                 "amount": order.contract_amount,
+                "margin": order.margin,  # percent, e.g. Decimal("18.50"); None without a cost estimate
                 "kind": order.kind,
                 "region": order.region,
                 "customer_grade": order.customer.grade,

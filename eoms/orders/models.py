@@ -54,7 +54,8 @@ class Order(BaseModel):
       `version`, each leaving one OrderHistory row, one audit entry and one outbox message;
     - a child order's amount fits in what is left of its parent's (non-cancelled children summed);
     - the tree is at most three levels deep (main contract, subcontract, sub-subcontract);
-    - `contract_amount` is tax-inclusive; tax and net are derived, rounded half-up to the cent.
+    - `contract_amount` is tax-inclusive; tax and net are derived, rounded half-up to the cent;
+    - `estimated_cost` (optional, on the same basis as the amount) gives the derived gross `margin`.
     """
 
     number = models.CharField(_("number"), max_length=20, unique=True)
@@ -68,6 +69,9 @@ class Order(BaseModel):
     kind = models.CharField(_("type"), max_length=20, choices=OrderKind.choices, default=OrderKind.CONSTRUCTION)
     region = models.CharField(_("region"), max_length=20, db_index=True)
     contract_amount = models.DecimalField(_("contract amount"), max_digits=16, decimal_places=2)
+    # What the quotation (报价) expects the work to cost; entered while quoting. The gross margin
+    # approval conditions test is derived from it (`margin`).
+    estimated_cost = models.DecimalField(_("estimated cost"), max_digits=16, decimal_places=2, null=True, blank=True)
     tax_rate = models.DecimalField(_("tax rate"), max_digits=4, decimal_places=2, default=Decimal("0.09"))
     description = models.TextField(_("description"), blank=True)
     parent = models.ForeignKey(
@@ -117,6 +121,16 @@ class Order(BaseModel):
     @property
     def net_amount(self) -> Decimal:
         return (self.contract_amount / (Decimal(1) + self.tax_rate)).quantize(CENT, ROUND_HALF_UP)
+
+    @property
+    def margin(self) -> Decimal | None:
+        """Gross margin in percent, (amount - estimated cost) / amount, rounded half-up to the
+        hundredth (Decimal("18.50") for 18.5 %); None without an estimated cost or with no amount.
+        Negative when the estimate exceeds the amount."""
+        if self.estimated_cost is None or not self.contract_amount:
+            return None
+        ratio = (self.contract_amount - self.estimated_cost) * 100 / self.contract_amount
+        return ratio.quantize(CENT, ROUND_HALF_UP)
 
     @property
     def is_overdue(self) -> bool:

@@ -67,6 +67,26 @@ def _clean_amount(value) -> Decimal:
     return amount.quantize(Decimal("0.01"))
 
 
+def _clean_cost(value) -> Decimal | None:
+    """The quotation's estimated cost: empty (None or blank) clears it; otherwise yuan, zero or
+    more, at most two decimals and no more than the largest amount."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        cost = Decimal(str(value).strip())
+    except (InvalidOperation, ValueError, TypeError):
+        raise _field_error("estimated_cost", _("Enter a cost in yuan, e.g. 1050000.00."))
+    if not cost.is_finite() or cost < 0:
+        raise _field_error("estimated_cost", _("The estimated cost may not be negative."))
+    if cost > MAX_AMOUNT:
+        raise _field_error(
+            "estimated_cost", _("The estimated cost may not exceed %(max)s.") % {"max": f"{MAX_AMOUNT:,}"}
+        )
+    if cost != cost.quantize(Decimal("0.01")):
+        raise _field_error("estimated_cost", _("Amounts have at most two decimal places."))
+    return abs(cost).quantize(Decimal("0.01"))  # abs: "-0" is zero, not a negative cost
+
+
 def _clean_tax_rate(value) -> Decimal:
     try:
         rate = str(Decimal(str(value)).quantize(Decimal("0.01")))
@@ -146,6 +166,7 @@ def create_order(
     project,
     title: str,
     contract_amount,
+    estimated_cost=None,
     customer=None,
     kind: str = OrderKind.CONSTRUCTION,
     tax_rate=Decimal("0.09"),
@@ -154,7 +175,8 @@ def create_order(
     stage_owner=None,
 ) -> Order:
     """Open an order (立项) on `project`. A child order (`parent_id`) must be on the same project, fit in
-    what is left of its parent's amount, and not go deeper than three levels."""
+    what is left of its parent's amount, and not go deeper than three levels. `estimated_cost` is
+    the quotation's cost estimate (optional; the gross margin approval conditions test)."""
     if not policies.can_create_order(actor, project.id):
         scope_error = OrderPermissionDenied(
             _("You may not create orders on project %(code)s.") % {"code": project.code}
@@ -164,6 +186,7 @@ def create_order(
     _check_owner(project.id, stage_owner)
     description = _clean_text("description", description, max_length=20000)
     amount = _clean_amount(contract_amount)
+    cost = _clean_cost(estimated_cost)
     rate = _clean_tax_rate(tax_rate)
     if kind not in OrderKind.values:
         raise _field_error("kind", _("Type must be one of %(choices)s.") % {"choices": ", ".join(OrderKind.values)})
@@ -205,6 +228,7 @@ def create_order(
         kind=kind,
         region=project.region,
         contract_amount=amount,
+        estimated_cost=cost,
         tax_rate=rate,
         description=description,
         parent=parent,
@@ -232,6 +256,7 @@ def create_order(
         changes={
             "title": title,
             "contract_amount": amount,
+            "estimated_cost": cost,
             "tax_rate": rate,
             "kind": kind,
             "project": project.code,
@@ -273,6 +298,8 @@ def update_order(*, actor, order_id, changes: dict, expected_version: int | None
         elif field == "contract_amount":
             cleaned[field] = _clean_amount(value)
             _check_amount_in_tree(order, cleaned[field])
+        elif field == "estimated_cost":
+            cleaned[field] = _clean_cost(value)
         elif field == "tax_rate":
             cleaned[field] = _clean_tax_rate(value)
         elif field == "kind":
@@ -559,6 +586,8 @@ def update_order_by_approver(*, actor, order_id, changes: dict, allowed: set[str
         if field == "contract_amount":
             cleaned[field] = _clean_amount(value)
             _check_amount_in_tree(order, cleaned[field])
+        elif field == "estimated_cost":
+            cleaned[field] = _clean_cost(value)
         elif field == "tax_rate":
             cleaned[field] = _clean_tax_rate(value)
         elif field in ("title", "description"):
@@ -571,7 +600,7 @@ def update_order_by_approver(*, actor, order_id, changes: dict, allowed: set[str
     for field, value in cleaned.items():
         before = getattr(order, field)
         if before != value:
-            diff[field] = [str(before), str(value)]
+            diff[field] = [str(before) if before is not None else None, str(value) if value is not None else None]
     if not diff:
         return {}
     Order.objects.filter(pk=order.pk).update(

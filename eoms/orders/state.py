@@ -261,7 +261,9 @@ DEFAULT_STAGE_DAYS = {
 
 # Which fields an update may change in each state; amounts freeze once approved (changes to a
 # signed order's amount go through change orders, a later capability).
-_EARLY = frozenset({"title", "description", "contract_amount", "tax_rate", "kind", "stage_owner", "stage_deadline"})
+_EARLY = frozenset(
+    {"title", "description", "contract_amount", "estimated_cost", "tax_rate", "kind", "stage_owner", "stage_deadline"}
+)
 _LATE = frozenset({"title", "description", "stage_owner", "stage_deadline"})
 EDITABLE_FIELDS: dict[str, frozenset[str]] = {
     S.INITIATED: _EARLY,

@@ -33,6 +33,21 @@ ENDPOINTS = {
         "expect": expect(200, SIGNED_IN),
     },
     ("POST", f"{BASE}/read-all"): {"request": lambda w: {"path": f"{BASE}/read-all"}, "expect": expect(200, SIGNED_IN)},
+    ("GET", f"{BASE}/preferences"): {
+        "request": lambda w: {"path": f"{BASE}/preferences"},
+        "expect": expect(200, SIGNED_IN),
+    },
+    ("PUT", f"{BASE}/preferences"): {
+        "request": lambda w: {
+            "path": f"{BASE}/preferences",
+            "json": {
+                "channels": {"order_transitioned": {"email": False}},
+                "quiet_from": "22:00",
+                "quiet_until": "07:00",
+            },
+        },
+        "expect": expect(200, SIGNED_IN),
+    },
     ("POST", f"{BASE}/{{notification_id}}/read"): {
         "request": lambda w: {"path": f"{BASE}/{pm_notification(w).pk}/read"},
         "expect": expect(200, {"project_manager"}, denied=404),

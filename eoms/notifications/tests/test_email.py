@@ -67,7 +67,7 @@ def test_a_task_email_in_english(world, smtp, django_capture_on_commit_callbacks
     assert text.startswith("Hello Li Approver,\n\n")
     assert f"{order.number} 道路改造工程施工 is waiting for your decision." in text
     assert f"Open it in EOMS: {link}\n" in text
-    assert "https://eoms.example.com/notifications/" in text
+    assert "https://eoms.example.com/notifications/preferences/" in text
     html = part(got.message, "html")
     assert f'<a href="{link}"' in html
     assert '<html lang="en">' in html

@@ -8,6 +8,7 @@ app_name = "notifications"
 urlpatterns = [
     path("", views.inbox, name="inbox"),
     path("read-all/", views.mark_all_read, name="read_all"),
+    path("preferences/", views.preferences, name="preferences"),
     path("<uuid:notification_id>/open/", views.open_notification, name="open"),
     path("<uuid:notification_id>/read/", views.mark_read, name="read"),
 ]

@@ -2,6 +2,7 @@
 (marks it read and goes to the object's page). Only the user's own notifications: another user's
 answers 404, as a missing one does."""
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -10,12 +11,15 @@ from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from eoms.core.errors import DomainError
 
 from .. import selectors, services
 from ..errors import NotificationNotFound
+from .forms import PreferencesForm
 
-__all__ = ["inbox", "open_notification", "mark_read", "mark_all_read"]
+__all__ = ["inbox", "open_notification", "mark_read", "mark_all_read", "preferences"]
 
 PAGE_SIZE = 30
 
@@ -74,3 +78,39 @@ def _back(request) -> str:
     if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
         return target
     return "notifications:inbox"
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def preferences(request):
+    """The user's own settings: which kinds reach them by email (the inbox gets everything), and
+    quiet hours."""
+    current = selectors.get_notification_preferences(actor=request.user)
+    form = PreferencesForm(request.POST or None, preferences=current)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.set_notification_preferences(
+                actor=request.user,
+                channels=form.channels(),
+                quiet_from=form.cleaned_data["quiet_from"],
+                quiet_until=form.cleaned_data["quiet_until"],
+            )
+        except DomainError as exc:
+            for error in exc.errors:
+                field = error.get("field", "")
+                form.add_error(field if field in form.fields else None, error.get("message", ""))
+        else:
+            messages.success(request, _("Notification settings saved."))
+            return redirect("notifications:preferences")
+    form.mark_errors()
+    return render(
+        request,
+        "notifications/preferences.html",
+        {
+            "form": form,
+            "quiet_fields": [form["quiet_from"], form["quiet_until"]],
+            "zone": settings.TIME_ZONE,
+            "has_email": bool(request.user.email),
+        },
+        status=422 if form.errors else 200,
+    )

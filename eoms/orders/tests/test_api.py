@@ -214,6 +214,7 @@ def test_detail(world, pm):
         "90000.00",
         "1000000.00",
     )
+    assert (body["estimated_cost"], body["margin"]) == (None, None)  # no cost estimate yet
     assert body["project"] == {"id": str(world.project.id), "name": str(world.project)}
     assert body["stage_owner"] == {"id": str(world.pm.id), "username": "pm1", "display_name": world.pm.display_name}
     assert body["stage_deadline"] == "2026-06-11T01:00:00Z"  # ten days in QUOTING
@@ -228,6 +229,7 @@ def test_detail(world, pm):
     assert body["editable_fields"] == [
         "contract_amount",
         "description",
+        "estimated_cost",
         "kind",
         "stage_deadline",
         "stage_owner",

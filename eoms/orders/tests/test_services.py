@@ -115,6 +115,7 @@ def test_create_order(world):
     assert entry.changes == {
         "title": "滨江大道排水管网改造",
         "contract_amount": "1250000.50",
+        "estimated_cost": None,
         "tax_rate": "0.09",
         "kind": "construction",
         "project": world.project.code,

@@ -94,6 +94,15 @@ def _amount_field():
     )
 
 
+def _cost_field():
+    return MoneyField(
+        label=_("Estimated cost (¥)"),
+        required=False,
+        min_value=Decimal("0"),
+        help_text=_("The quotation's cost estimate, on the same basis as the amount; it gives the gross margin."),
+    )
+
+
 def _tax_rate_field():
     return forms.ChoiceField(
         label=_("VAT rate"), choices=TaxRate.choices, initial=TaxRate.CONSTRUCTION, widget=forms.Select(attrs=_SELECT)
@@ -231,6 +240,7 @@ class OrderCreateForm(TablerForm):
     title = _title_field()
     kind = _kind_field()
     contract_amount = _amount_field()
+    estimated_cost = _cost_field()
     tax_rate = _tax_rate_field()
     description = _description_field()
 
@@ -261,7 +271,16 @@ class OrderCreateForm(TablerForm):
         return data
 
 
-_EDIT_ORDER = ("title", "kind", "contract_amount", "tax_rate", "stage_owner", "stage_deadline", "description")
+_EDIT_ORDER = (
+    "title",
+    "kind",
+    "contract_amount",
+    "estimated_cost",
+    "tax_rate",
+    "stage_owner",
+    "stage_deadline",
+    "description",
+)
 
 
 class OrderEditForm(TablerForm):
@@ -271,6 +290,7 @@ class OrderEditForm(TablerForm):
     title = _title_field()
     kind = _kind_field()
     contract_amount = _amount_field()
+    estimated_cost = _cost_field()
     tax_rate = _tax_rate_field()
     stage_owner = forms.ModelChoiceField(
         label=_("Stage owner"), queryset=None, required=False, widget=forms.Select(attrs=_SELECT)
@@ -289,6 +309,7 @@ class OrderEditForm(TablerForm):
             "title": order.title,
             "kind": order.kind,
             "contract_amount": order.contract_amount,
+            "estimated_cost": order.estimated_cost,
             "tax_rate": f"{order.tax_rate:.2f}",
             "stage_owner": order.stage_owner_id,
             "stage_deadline": deadline,

@@ -501,6 +501,7 @@ def order_create(request):
                     project=project,
                     title=data["title"],
                     contract_amount=data["contract_amount"],
+                    estimated_cost=data.get("estimated_cost"),
                     kind=data["kind"],
                     tax_rate=data["tax_rate"],
                     description=data["description"],

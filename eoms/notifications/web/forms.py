@@ -1,0 +1,60 @@
+"""The notification settings form: a switch per kind and outside channel, and quiet hours."""
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from ..models import Channel, NotificationKind, NotificationPreferences
+from ..services import OUTSIDE_CHANNELS
+
+__all__ = ["PreferencesForm", "field_name"]
+
+
+def field_name(kind: str, channel: str) -> str:
+    return f"{kind}__{channel}"
+
+
+class PreferencesForm(forms.Form):
+    quiet_from = forms.TimeField(
+        label=_("Quiet from"),
+        required=False,
+        widget=forms.TimeInput(attrs={"type": "time", "class": "form-control"}, format="%H:%M"),
+    )
+    quiet_until = forms.TimeField(
+        label=_("Quiet until"),
+        required=False,
+        widget=forms.TimeInput(attrs={"type": "time", "class": "form-control"}, format="%H:%M"),
+    )
+
+    def __init__(self, *args, preferences: NotificationPreferences, **kwargs):
+        initial = {"quiet_from": preferences.quiet_from, "quiet_until": preferences.quiet_until}
+        for kind in NotificationKind.values:
+            for channel in OUTSIDE_CHANNELS:
+                initial[field_name(kind, channel)] = preferences.wants(kind, channel)
+        super().__init__(*args, initial=initial, **kwargs)
+        for kind, label in NotificationKind.choices:
+            for channel in OUTSIDE_CHANNELS:
+                self.fields[field_name(kind, channel)] = forms.BooleanField(
+                    label=label,
+                    required=False,
+                    widget=forms.CheckboxInput(attrs={"class": "form-check-input", "role": "switch"}),
+                )
+
+    def rows(self):
+        """(kind label, [(channel label, bound field) per outside channel]) for the template."""
+        labels = dict(Channel.choices)
+        return [
+            (label, [(labels[channel], self[field_name(kind, channel)]) for channel in OUTSIDE_CHANNELS])
+            for kind, label in NotificationKind.choices
+        ]
+
+    def mark_errors(self) -> None:
+        for name in self.errors:
+            if name in self.fields:
+                widget = self.fields[name].widget
+                widget.attrs["class"] = f"{widget.attrs.get('class', '')} is-invalid".strip()
+
+    def channels(self) -> dict:
+        return {
+            kind: {channel: bool(self.cleaned_data.get(field_name(kind, channel))) for channel in OUTSIDE_CHANNELS}
+            for kind in NotificationKind.values
+        }
