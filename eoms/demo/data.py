@@ -148,7 +148,7 @@ USERS = tuple(
     for row in _rows(
         """
 admin       | 系统管理员 | admin           | IT      | 13800000001 | administrator: users, master data
-gm_wang     | 王建国     | approver        | GMO     | 13800000002 | general manager: approves above ¥5,000,000
+gm_wang     | 王建国     | approver        | GMO     | 13800000002 | general manager: ≥ ¥5,000,000 or margin < 8%
 approver_li | 李明       | approver        | ENG     | 13800000003 | head of engineering: approves up to ¥5,000,000
 pm_zhang    | 张伟       | project_manager | EAST    | 13900000011 | project manager: Shanghai, Hangzhou
 pm_chen     | 陈静       | project_manager | EAST    | 13900000012 | project manager: Nanjing, Suzhou

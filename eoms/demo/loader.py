@@ -138,6 +138,13 @@ SCOPE = {
     "tunnel": "洞身开挖、初期支护、二次衬砌及机电工程",
 }
 GM_THRESHOLD = Decimal("5000000")  # above this the general manager approves
+# The quotation's estimated cost, as a share of the contract amount: most bids leave a gross margin
+# of 8–20 %; a tight bid (one in twelve) 4–7.5 %, below the 8 % at which the general manager
+# approves too.
+COST_SHARE = (0.80, 0.92)
+TIGHT_COST_SHARE = (0.925, 0.96)
+TIGHT_BIDS = 1 / 12
+LOW_MARGIN = Decimal("8")  # percent; a quotation below it goes to the general manager
 MIN_SUBCONTRACT = Decimal("50000")
 
 COMMENTS = {
@@ -170,6 +177,7 @@ class PlannedOrder:
     target: str
     path: list[str]
     supplier: data.SupplierSpec | None = None
+    cost: Decimal | None = None  # the quotation's estimated cost; None for an order never quoted
     times: list[datetime] = field(default_factory=list)  # creation, then one per transition
     children: list["PlannedOrder"] = field(default_factory=list)
     full: bool = False  # takes no more subcontracts
@@ -424,7 +432,19 @@ def build_plan(*, orders: int = 300, seed: int = 42, anchor: datetime | None = N
         _schedule(rng, child, lo, hi, ready_by)
         parent.children.append(child)
         planned.append(child)
+    _estimate_costs(random.Random(seed + 3), planned)
     return Plan(seed=seed, anchor=anchor, setup_at=setup_at, orders=planned)
+
+
+def _estimate_costs(rng: random.Random, orders: list[PlannedOrder]) -> None:
+    """The estimated cost of each order that gets a quotation, rounded to 100 yuan. Its own random
+    stream: the rest of the plan is the same with or without it."""
+    for order in orders:
+        if "start_quotation" not in order.path:
+            continue
+        low, high = TIGHT_COST_SHARE if rng.random() < TIGHT_BIDS else COST_SHARE
+        share = Decimal(str(round(rng.uniform(low, high), 4)))
+        order.cost = Decimal(int(order.amount * share // 100) * 100)
 
 
 def _region(project: data.ProjectSpec) -> str:
@@ -489,8 +509,9 @@ class _Loader:
 
     def flows(self) -> list[dict]:
         """The company's approval rules (domain.md: the department head approves; above ¥5,000,000
-        the general manager too; finance is copied on every approved quotation). Design and
-        consulting orders, small and frequent, need the department head alone."""
+        the general manager too, and so for a quotation whose gross margin is below 8 %; finance is
+        copied on every approved quotation). Design and consulting orders, small and frequent, need
+        the department head alone."""
         li, gm = str(self.users["approver_li"].id), str(self.users["gm_wang"].id)
         head = {
             "type": "approval",
@@ -506,7 +527,7 @@ class _Loader:
             {
                 "key": "order-standard",
                 "name": "工程订单审批",
-                "description": "部门负责人审批；合同额 500 万元及以上增加总经理审批；抄送财务。",
+                "description": "部门负责人审批；合同额 500 万元及以上或毛利率低于 8% 增加总经理审批；抄送财务。",
                 "is_default": True,
                 "priority": 100,
                 "document": {
@@ -519,8 +540,13 @@ class _Loader:
                             "branches": [
                                 {
                                     "id": "large",
-                                    "name": "500 万元及以上",
-                                    "when": {"any_of": [[{"field": "amount", "operator": "gte", "value": "5000000"}]]},
+                                    "name": "500 万元及以上或毛利率低于 8%",
+                                    "when": {
+                                        "any_of": [
+                                            [{"field": "amount", "operator": "gte", "value": "5000000"}],
+                                            [{"field": "margin", "operator": "lt", "value": str(LOW_MARGIN)}],
+                                        ]
+                                    },
                                     "nodes": [
                                         {
                                             "type": "approval",
@@ -659,6 +685,7 @@ class _Loader:
             project=self.projects[order.project.code],
             title=order.title,
             contract_amount=order.amount,
+            estimated_cost=order.cost,
             kind=order.kind,
             tax_rate=order.tax_rate,
             description=description,

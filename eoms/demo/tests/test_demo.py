@@ -38,6 +38,7 @@ def _fingerprint(plan):
 def test_same_seed_same_plan_other_seed_other_plan():
     first = build_plan(orders=120, seed=9, anchor=ANCHOR)
     assert _fingerprint(first) == _fingerprint(build_plan(orders=120, seed=9, anchor=ANCHOR))
+    assert [o.cost for o in first.orders] == [o.cost for o in build_plan(orders=120, seed=9, anchor=ANCHOR).orders]
     assert _fingerprint(first) != _fingerprint(build_plan(orders=120, seed=10, anchor=ANCHOR))
 
 
@@ -58,6 +59,12 @@ def test_full_plan_keeps_the_rules_of_the_order_tree_and_of_time():
         assert Decimal("50000") <= order.amount <= Decimal("80000000")
         assert order.tax_rate in TAX_BY_KIND[order.kind]
         assert sum(c.amount for c in order.children) <= order.amount
+        # A quoted order has the estimate of its quotation: a gross margin of 4–20 %.
+        if "start_quotation" in order.path:
+            assert order.cost is not None and order.cost % 100 == 0, order.title
+            assert Decimal("0.80") * order.amount - 100 <= order.cost <= Decimal("0.96") * order.amount, order.title
+        else:
+            assert order.cost is None, order.title
         if order.parent is not None:
             assert order.times[0] > order.parent.time_of("sign")
             settles_at = order.parent.time_of("start_settlement")
@@ -130,6 +137,7 @@ def test_load_demo_writes_a_consistent_company(db):
         assert order.created_at == planned.times[0]
         if planned.parent is not None:
             assert order.parent.title == planned.parent.title
+        assert order.estimated_cost == planned.cost
         signed = order.attachments.filter(kind="signed_contract")
         assert signed.count() == (1 if "sign" in planned.path else 0)
         if signed:
@@ -166,3 +174,35 @@ def test_load_demo_writes_a_consistent_company(db):
         .count()
         == 0
     )
+
+
+def test_full_plan_has_tight_bids_below_the_low_margin_rule():
+    orders = [o for o in build_plan(orders=300, seed=42, anchor=ANCHOR).orders if o.cost is not None]
+    margins = [(o.amount - o.cost) * 100 / o.amount for o in orders]
+    low = [m for m in margins if m < 8]
+    assert all(Decimal("4") <= m <= Decimal("20.2") for m in margins)
+    assert 0.03 * len(orders) <= len(low) <= 0.15 * len(orders)
+
+
+def test_the_standard_flow_sends_low_margin_quotations_to_the_general_manager(db):
+    from eoms.approvals.models import ApprovalTask
+    from eoms.demo.loader import GM_THRESHOLD, LOW_MARGIN
+
+    plan = build_plan(orders=60, seed=3, anchor=ANCHOR)
+    load_demo(orders=60, seed=3, anchor=ANCHOR)
+    approved = [
+        o
+        for o in plan.orders
+        if "approve" in o.path and o.kind not in ("design", "consulting") and o.amount < GM_THRESHOLD
+    ]
+    low = [o for o in approved if (o.amount - o.cost) * 100 / o.amount < LOW_MARGIN]
+    assert low and len(low) < len(approved)  # the seed gives both kinds
+    for planned in approved:
+        order = Order.objects.get(title=planned.title, contract_amount=planned.amount, level=planned.level)
+        deciders = set(
+            ApprovalTask.objects.filter(instance__subject_id=str(order.id), state="approved").values_list(
+                "assignee__username", flat=True
+            )
+        )
+        expected = {"approver_li", "gm_wang"} if planned in low else {"approver_li"}
+        assert deciders == expected, (planned.title, order.margin)
