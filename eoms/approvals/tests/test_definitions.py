@@ -273,9 +273,9 @@ def test_sla_problems(world):
 
 
 def test_condition_problems_name_the_branch(world):
-    fields = "amount, customer_grade, kind, level, project_code, project_type, region, tax_rate, title"
+    fields = "amount, customer_grade, kind, level, margin, project_code, project_type, region, tax_rate, title"
     doc = amount_branch(
-        branch("margin", [], condition([rule("margin", "gt", "0.1")])),
+        branch("profit", [], condition([rule("profit", "gt", "0.1")])),
         branch("region", [], condition([rule("region", "gt", "east")])),
         branch("number", [], condition([rule("amount", "gte", "abc")])),
         branch("choice", [], condition([rule("region", "eq", "mars")])),
@@ -283,7 +283,7 @@ def test_condition_problems_name_the_branch(world):
         branch("rest", [], default=True),
     )
     assert messages(world, doc) == [
-        ("node:margin", f"Branch “MARGIN”: unknown field “margin”; choose one of {fields}."),
+        ("node:profit", f"Branch “PROFIT”: unknown field “profit”; choose one of {fields}."),
         ("node:region", "Branch “REGION”: “>” does not apply to region."),
         ("node:number", "Branch “NUMBER”: “abc” is not a number."),
         ("node:choice", "Branch “CHOICE”: “mars” is not a value of region."),
@@ -320,7 +320,7 @@ def test_editable_fields_must_be_editable(world):
         (
             "node:check",
             "Node “CHECK”: approvers cannot edit project, customer; editable are contract_amount, description, "
-            "tax_rate, title.",
+            "estimated_cost, tax_rate, title.",
         )
     ]
 

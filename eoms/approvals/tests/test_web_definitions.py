@@ -148,7 +148,13 @@ def test_the_new_flow_editor_carries_the_fields_choices_and_an_empty_document(wo
     assert fields["kind"]["type"] == "choice" and fields["kind"]["choices"]
     assert meta["operators"]["choice"] == ["eq", "ne", "in", "not_in"]
     assert meta["operators"]["text"] == ["eq", "ne", "in", "not_in", "contains"]
-    assert [e["name"] for e in meta["editable"]] == ["contract_amount", "tax_rate", "title", "description"]
+    assert [e["name"] for e in meta["editable"]] == [
+        "contract_amount",
+        "estimated_cost",
+        "tax_rate",
+        "title",
+        "description",
+    ]
     assert ["approver", "Approver"] in meta["roles"]
     html = response.content.decode()
     assert 'id="flow-editor-meta"' in html and "approvals/editor.js" in html
