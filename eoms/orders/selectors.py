@@ -10,6 +10,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from eoms.accounts.selectors import project_ids_in_scope
+from eoms.core.rows import Select
 
 from .errors import OrderNotFound, OrderPermissionDenied
 from .models import Order, OrderHistory
@@ -113,16 +114,17 @@ def list_orders(*, actor, filters: OrderFilters | None = None) -> QuerySet[Order
 
 def access_order(actor, order_id, action: str = "view", *, for_update: bool = False) -> Order:
     """The order if the actor may see it, else OrderNotFound (the same for missing and not yours).
-    For "change" or "attach" a visible order the actor may not change answers OrderPermissionDenied."""
-    if for_update:
-        # Lock the order's row alone, without joins: PostgreSQL refuses FOR UPDATE on the nullable
-        # side of select_related's outer joins, and MariaDB has no FOR UPDATE OF to narrow it.
-        qs = _scoped(actor).select_for_update()
+    For "change" or "attach" a visible order the actor may not change answers OrderPermissionDenied.
+    Read with a prepared statement: every transition starts here."""
+    # With for_update the order's row alone is locked, without joins: PostgreSQL refuses FOR UPDATE
+    # on the nullable side of outer joins, and MariaDB has no FOR UPDATE OF to narrow it. The scope
+    # is part of the statement, so nothing outside it is ever locked.
+    scope = project_ids_in_scope(actor)
+    if scope is None:
+        order = (_lock_order if for_update else _read_order).first(order_id)
     else:
-        qs = _scoped(actor).select_related("project", "customer", "stage_owner", "parent")
-    try:
-        order = qs.get(pk=uuid.UUID(str(order_id)))
-    except (Order.DoesNotExist, ValueError):
+        order = (_lock_scoped if for_update else _read_scoped).first(order_id, sorted(scope, key=str))
+    if order is None:
         order = _via_approval_task(actor, order_id, for_update=for_update)
         if order is None:
             raise OrderNotFound(_("No such order."))
@@ -135,6 +137,13 @@ def access_order(actor, order_id, action: str = "view", *, for_update: bool = Fa
             _("You may not add files to order %(number)s at this stage.") % {"number": order.number}
         )
     return order
+
+
+_SHOWN = ("project", "customer", "stage_owner", "parent")
+_read_order = Select(Order, where=("id",), related=_SHOWN)
+_read_scoped = Select(Order, where=("id", "project__in"), related=_SHOWN)
+_lock_order = Select(Order, where=("id",), lock=True)
+_lock_scoped = Select(Order, where=("id", "project__in"), lock=True)
 
 
 def _via_approval_task(actor, order_id, *, for_update: bool):

@@ -540,7 +540,11 @@ def _apply(order: Order, transition: Transition, *, actor, comment: str, added=(
         },
     )
     if refresh:
-        order.refresh_from_db()
+        # The compare-and-set proved the row is the one read plus these values: no need to re-read it.
+        for name, value in values.items():
+            setattr(order, name, value)
+        order.version += 1
+        order.updated_at = now
     return order
 
 
