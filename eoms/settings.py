@@ -257,3 +257,19 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 NOTIFY_EMAIL = bool(EMAIL_HOST)
 PUBLIC_URL = env("EOMS_PUBLIC_URL", default="http://localhost:8000").rstrip("/")
 NOTIFY_MAX_ATTEMPTS = env.int("EOMS_NOTIFY_MAX_ATTEMPTS", default=8)
+# Group robots (a message to EOMS's group chat mentioning the recipient's mobile number): DingTalk with
+# EOMS_DINGTALK_WEBHOOK (…/robot/send?access_token=…) and, when the robot signs, EOMS_DINGTALK_SECRET (SEC…);
+# WeCom with EOMS_WECOM_WEBHOOK (…/webhook/send?key=…). Text messages: EOMS_SMS_PROVIDER=aliyun (Alibaba
+# Cloud SendSms with EOMS_SMS_ALIYUN_ACCESS_KEY_ID/SECRET, EOMS_SMS_SIGN_NAME, EOMS_SMS_TEMPLATE_CODE whose
+# template has a ${title} variable) or console (written to the log, for development). Unset: channel off.
+DINGTALK_WEBHOOK = env("EOMS_DINGTALK_WEBHOOK", default="")
+DINGTALK_SECRET = env("EOMS_DINGTALK_SECRET", default="")
+WECOM_WEBHOOK = env("EOMS_WECOM_WEBHOOK", default="")
+SMS_PROVIDER = env("EOMS_SMS_PROVIDER", default="")
+SMS_ALIYUN_ACCESS_KEY_ID = env("EOMS_SMS_ALIYUN_ACCESS_KEY_ID", default="")
+SMS_ALIYUN_ACCESS_KEY_SECRET = env("EOMS_SMS_ALIYUN_ACCESS_KEY_SECRET", default="")
+SMS_ALIYUN_REGION = env("EOMS_SMS_ALIYUN_REGION", default="cn-hangzhou")
+SMS_ALIYUN_ENDPOINT = env("EOMS_SMS_ALIYUN_ENDPOINT", default="https://dysmsapi.aliyuncs.com")
+SMS_SIGN_NAME = env("EOMS_SMS_SIGN_NAME", default="")
+SMS_TEMPLATE_CODE = env("EOMS_SMS_TEMPLATE_CODE", default="")
+NOTIFY_HTTP_TIMEOUT = env.float("EOMS_NOTIFY_HTTP_TIMEOUT", default=10.0)

@@ -18,7 +18,15 @@ from django.utils.translation import gettext_lazy as _
 
 from eoms.core.ids import uuid7
 
-__all__ = ["NotificationKind", "Channel", "Notification", "DeliveryState", "Delivery", "NotificationPreferences"]
+__all__ = [
+    "NotificationKind",
+    "Channel",
+    "OFF_BY_DEFAULT",
+    "Notification",
+    "DeliveryState",
+    "Delivery",
+    "NotificationPreferences",
+]
 
 
 class NotificationKind(models.TextChoices):
@@ -32,6 +40,23 @@ class NotificationKind(models.TextChoices):
 class Channel(models.TextChoices):
     IN_APP = "in_app", _("In-app inbox")
     EMAIL = "email", _("Email")
+    DINGTALK = "dingtalk", _("DingTalk")
+    WECOM = "wecom", _("WeCom")
+    SMS = "sms", _("SMS")
+
+
+# What a user gets through a channel before choosing: everything, except text messages (they cost
+# money and wake people up), which only a new approval task sends.
+OFF_BY_DEFAULT = {
+    Channel.SMS: frozenset(
+        {
+            NotificationKind.TASK_DECIDED,
+            NotificationKind.APPROVAL_COMPLETED,
+            NotificationKind.CC_RECEIVED,
+            NotificationKind.ORDER_TRANSITIONED,
+        }
+    )
+}
 
 
 class Notification(models.Model):
@@ -110,10 +135,11 @@ class Delivery(models.Model):
 
 class NotificationPreferences(models.Model):
     """A user's choices: per kind, which outside channels (`channels`: {kind: {channel: bool}}; a
-    kind or channel not named there is on; the in-app inbox is always on), and quiet hours in the
-    company's time zone (TIME_ZONE) during which nothing is sent outside: what falls in them is
-    sent when they end. `quiet_from` == `quiet_until`, or either empty, means none; a window may
-    span midnight (22:00–07:00). Written only by services.set_notification_preferences (audited)."""
+    kind or channel not named there has its default, OFF_BY_DEFAULT; the in-app inbox is always
+    on), and quiet hours in the company's time zone (TIME_ZONE) during which nothing is sent
+    outside: what falls in them is sent when they end. `quiet_from` == `quiet_until`, or either
+    empty, means none; a window may span midnight (22:00–07:00). Written only by
+    services.set_notification_preferences (audited)."""
 
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL,
@@ -138,7 +164,8 @@ class NotificationPreferences(models.Model):
     def wants(self, kind: str, channel: str) -> bool:
         if channel == Channel.IN_APP:
             return True
-        return bool(self.channels.get(kind, {}).get(channel, True))
+        default = kind not in OFF_BY_DEFAULT.get(channel, ())
+        return bool(self.channels.get(kind, {}).get(channel, default))
 
     @property
     def has_quiet_hours(self) -> bool:

@@ -216,7 +216,10 @@ def test_the_api_reads_and_changes_my_settings_only(client, world):
     client.force_login(world.pm)
     body = client.get("/api/v1/notifications/preferences").json()
     assert body == {
-        "channels": {kind: {"email": True} for kind in NotificationKind.values},
+        "channels": {
+            kind: {"email": True, "dingtalk": True, "wecom": True, "sms": kind == "task_assigned"}
+            for kind in NotificationKind.values
+        },
         "quiet_from": None,
         "quiet_until": None,
         "version": 1,
@@ -227,7 +230,12 @@ def test_the_api_reads_and_changes_my_settings_only(client, world):
         content_type="application/json",
     )
     assert response.status_code == 200
-    assert response.json()["channels"]["task_decided"] == {"email": False}
+    assert response.json()["channels"]["task_decided"] == {
+        "email": False,
+        "dingtalk": True,
+        "wecom": True,
+        "sms": False,
+    }
     assert (response.json()["quiet_from"], response.json()["quiet_until"]) == ("22:00:00", "07:00:00")
     refused = client.put(
         "/api/v1/notifications/preferences",
@@ -241,3 +249,19 @@ def test_the_api_reads_and_changes_my_settings_only(client, world):
         {"field": "channels.task_decided.in_app", "message": "The in-app inbox is always on."}
     ]
     assert NotificationPreferences.objects.filter(user=world.approver).count() == 0
+
+
+def test_configured_channels_get_their_switches(pm, world, settings):
+    settings.DINGTALK_WEBHOOK = "https://oapi.dingtalk.com/robot/send?access_token=x"
+    settings.SMS_PROVIDER = "console"
+    html = pm.get("/notifications/preferences/").content.decode()
+    assert 'name="task_assigned__dingtalk"' in html and 'name="task_assigned__sms"' in html
+    assert 'name="task_assigned__wecom"' not in html
+    # Text messages start off except for a new task.
+    checked = set(re.findall(r'<input [^>]*name="(\w+__sms)"[^>]* checked>', html))
+    assert checked == {"task_assigned__sms"}
+    pm.post("/notifications/preferences/", {"task_assigned__email": "on", "cc_received__sms": "on"})
+    prefs = NotificationPreferences.objects.get(user=world.pm)
+    assert [prefs.wants(k, "sms") for k in NotificationKind.values] == [False, False, False, True, False]
+    assert prefs.wants("task_assigned", "wecom") is True  # not shown, kept
+    assert prefs.wants("task_assigned", "dingtalk") is False

@@ -3,8 +3,8 @@
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from ..channels import enabled_channels
 from ..models import Channel, NotificationKind, NotificationPreferences
-from ..services import OUTSIDE_CHANNELS
 
 __all__ = ["PreferencesForm", "field_name"]
 
@@ -26,13 +26,15 @@ class PreferencesForm(forms.Form):
     )
 
     def __init__(self, *args, preferences: NotificationPreferences, **kwargs):
+        # Email always (the channel everyone has), the others once the site has them configured.
+        self.outside = [Channel.EMAIL, *(c for c in enabled_channels() if c != Channel.EMAIL)]
         initial = {"quiet_from": preferences.quiet_from, "quiet_until": preferences.quiet_until}
         for kind in NotificationKind.values:
-            for channel in OUTSIDE_CHANNELS:
+            for channel in self.outside:
                 initial[field_name(kind, channel)] = preferences.wants(kind, channel)
         super().__init__(*args, initial=initial, **kwargs)
         for kind, label in NotificationKind.choices:
-            for channel in OUTSIDE_CHANNELS:
+            for channel in self.outside:
                 self.fields[field_name(kind, channel)] = forms.BooleanField(
                     label=label,
                     required=False,
@@ -43,7 +45,7 @@ class PreferencesForm(forms.Form):
         """(kind label, [(channel label, bound field) per outside channel]) for the template."""
         labels = dict(Channel.choices)
         return [
-            (label, [(labels[channel], self[field_name(kind, channel)]) for channel in OUTSIDE_CHANNELS])
+            (label, [(labels[channel], self[field_name(kind, channel)]) for channel in self.outside])
             for kind, label in NotificationKind.choices
         ]
 
@@ -55,6 +57,6 @@ class PreferencesForm(forms.Form):
 
     def channels(self) -> dict:
         return {
-            kind: {channel: bool(self.cleaned_data.get(field_name(kind, channel))) for channel in OUTSIDE_CHANNELS}
+            kind: {channel: bool(self.cleaned_data.get(field_name(kind, channel))) for channel in self.outside}
             for kind in NotificationKind.values
         }
