@@ -12,6 +12,7 @@ from django.utils.translation import gettext
 
 from eoms.core.errors import PermissionDenied, ValidationFailed
 from eoms.core.events import emit
+from eoms.core.rows import Select
 
 from . import events
 from .errors import DelegationNotFound, TokenNotFound
@@ -197,12 +198,16 @@ def revoke_api_token(*, actor: User, token_id) -> ApiToken:
     return token
 
 
+# Every API request starts here: a prepared statement (eoms.core.rows).
+_token_by_hash = Select(ApiToken, where=("token_hash",), related=("user",))
+
+
 def authenticate_api_token(secret: str) -> User | None:
     """The active user behind a bearer token, or None. Records when it was last used (at most once
     a minute, so reads do not turn into writes)."""
     if not secret or not secret.startswith(TOKEN_PREFIX):
         return None
-    token = ApiToken.objects.select_related("user").filter(token_hash=_digest(secret)).first()
+    token = _token_by_hash.first(_digest(secret))
     if token is None or not token.is_active or not token.user.is_active:
         return None
     now = timezone.now()
