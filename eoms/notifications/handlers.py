@@ -2,6 +2,8 @@
 same handlers run in-process in embedded mode and in `eoms worker` with a broker).
 
 - approvals.task_created: the assignee ("on behalf of" the delegating user when there is one);
+- approvals.task_reminded (the flow's SLA reminder) and approvals.approval_nudged (催办 by the
+  initiator): the assignees of the tasks named, as told of them by task_created;
 - approvals.task_decided: the approval's initiator, unless they decided it themselves;
 - approvals.approval_completed: the initiator;
 - approvals.cc_sent: each user copied;
@@ -27,11 +29,12 @@ from eoms.approvals.subjects import get_adapter
 from eoms.core.relay import handles
 from eoms.orders.state import OrderState
 
-from .models import NotificationKind
+from .models import Notification, NotificationKind
 from .services import Rendered, notify
 
 __all__ = [
     "on_task_created",
+    "on_task_reminded",
     "on_task_decided",
     "on_approval_completed",
     "on_cc_sent",
@@ -105,6 +108,37 @@ def on_task_created(message) -> None:
         return Rendered(_("Approval needed: %(subject)s") % {"subject": p["subject_repr"]}, body, url)
 
     notify(message=message, recipients=[assignee], kind=NotificationKind.TASK_ASSIGNED, render=render)
+
+
+def _assignees(task_ids) -> dict:
+    """{user: their task's page} for whoever was told of these tasks when they were created (our
+    own rows: approvals' public surface has no unscoped read of a task, and task_created told us
+    the assignee)."""
+    urls = [u for u in (_task_url(t) for t in task_ids) if u]
+    told = dict(
+        Notification.objects.filter(kind=NotificationKind.TASK_ASSIGNED, url__in=urls).values_list(
+            "recipient_id", "url"
+        )
+    )
+    return {user: told[user.pk] for user in _users(told)}
+
+
+@handles("approvals.task_reminded", "approvals.approval_nudged", name="notifications.task_reminded")
+def on_task_reminded(message) -> None:
+    p = message.payload
+    assignees = _assignees(p["task_ids"])
+    nudger = _user(message.actor_id) if message.event_type == "approvals.approval_nudged" else None
+
+    def render(user) -> Rendered:
+        values = {"subject": p["subject_repr"], "user": _name(nudger)}
+        title = _("Reminder: %(subject)s") % values
+        if nudger is not None:
+            body = _("%(user)s asks you to decide on %(subject)s.") % values
+        else:
+            body = _("%(subject)s is still waiting for your decision.") % values
+        return Rendered(title, body, assignees[user])
+
+    notify(message=message, recipients=list(assignees), kind=NotificationKind.TASK_REMINDER, render=render)
 
 
 @handles("approvals.task_decided", name="notifications.task_decided")

@@ -31,6 +31,7 @@ __all__ = [
 
 class NotificationKind(models.TextChoices):
     TASK_ASSIGNED = "task_assigned", _("Approval task assigned to me")
+    TASK_REMINDER = "task_reminder", _("Reminder of an approval task waiting for me")
     TASK_DECIDED = "task_decided", _("A decision on my approval")
     APPROVAL_COMPLETED = "approval_completed", _("My approval finished")
     CC_RECEIVED = "cc_received", _("Approval copied to me")
@@ -46,7 +47,7 @@ class Channel(models.TextChoices):
 
 
 # What a user gets through a channel before choosing: everything, except text messages (they cost
-# money and wake people up), which only a new approval task sends.
+# money and wake people up), which only an approval task waiting for the user sends (new or reminded).
 OFF_BY_DEFAULT = {
     Channel.SMS: frozenset(
         {

@@ -1,8 +1,9 @@
 """Who is told what, from real events of real orders and approvals delivered by the relay."""
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
+import time_machine
 from django.utils import timezone
 
 from eoms.accounts.roles import ProjectRole, Role
@@ -261,3 +262,62 @@ def test_a_due_time_is_shown_in_local_time(world):
     assert due > timezone.now() + timedelta(hours=3)
     ((_kind, _title, body, _url),) = told(world.approver)
     assert body.endswith(f" Due by {due:%Y-%m-%d %H:%M}.")
+
+
+SLA_FLOW = {
+    "nodes": [
+        {
+            "type": "approval",
+            "id": "review",
+            "name": "Review",
+            "approvers": {"source": "role", "role": "approver"},
+            "sla_hours": "2",
+            "remind_after_hours": "1",
+            "on_timeout": "approve",
+        }
+    ]
+}
+MONDAY_10 = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai, a working day
+
+
+def test_the_sla_reminder_tells_the_assignee_once_however_often_the_timers_run(world):
+    from eoms.approvals.services import process_timers
+
+    publish_flow(world.admin, SLA_FLOW, key="sla-remind", name="SLA", is_default=True, priority=1)
+    with time_machine.travel(MONDAY_10, tick=False):
+        order = world.order(OrderState.PENDING_APPROVAL)
+        deliver()
+    task = task_of(order, world.approver)
+    with time_machine.travel(MONDAY_10 + timedelta(hours=1, minutes=30), tick=False):
+        process_timers()
+        process_timers()
+        deliver()
+    subject = f"{order.number} 道路改造工程施工"
+    assert told(world.approver)[1:] == [
+        (
+            NotificationKind.TASK_REMINDER,
+            f"Reminder: {subject}",
+            f"{subject} is still waiting for your decision.",
+            f"/approvals/tasks/{task.pk}/",
+        )
+    ]
+
+
+def test_a_nudge_tells_the_pending_approvers_who_asks(world):
+    from eoms.approvals.services import nudge_approval
+
+    order = world.order(OrderState.PENDING_APPROVAL)
+    deliver()
+    task = task_of(order, world.approver)
+    nudge_approval(actor=world.pm, instance_id=task.instance_id)
+    deliver()
+    subject = f"{order.number} 道路改造工程施工"
+    assert told(world.approver)[1:] == [
+        (
+            NotificationKind.TASK_REMINDER,
+            f"Reminder: {subject}",
+            f"{world.pm.display_name} asks you to decide on {subject}.",
+            f"/approvals/tasks/{task.pk}/",
+        )
+    ]
+    assert told(world.pm) == []

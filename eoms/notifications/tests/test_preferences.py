@@ -217,7 +217,7 @@ def test_the_api_reads_and_changes_my_settings_only(client, world):
     body = client.get("/api/v1/notifications/preferences").json()
     assert body == {
         "channels": {
-            kind: {"email": True, "dingtalk": True, "wecom": True, "sms": kind == "task_assigned"}
+            kind: {"email": True, "dingtalk": True, "wecom": True, "sms": kind in ("task_assigned", "task_reminder")}
             for kind in NotificationKind.values
         },
         "quiet_from": None,
@@ -257,11 +257,11 @@ def test_configured_channels_get_their_switches(pm, world, settings):
     html = pm.get("/notifications/preferences/").content.decode()
     assert 'name="task_assigned__dingtalk"' in html and 'name="task_assigned__sms"' in html
     assert 'name="task_assigned__wecom"' not in html
-    # Text messages start off except for a new task.
+    # Text messages start off except for a task waiting for the user.
     checked = set(re.findall(r'<input [^>]*name="(\w+__sms)"[^>]* checked>', html))
-    assert checked == {"task_assigned__sms"}
+    assert checked == {"task_assigned__sms", "task_reminder__sms"}
     pm.post("/notifications/preferences/", {"task_assigned__email": "on", "cc_received__sms": "on"})
     prefs = NotificationPreferences.objects.get(user=world.pm)
-    assert [prefs.wants(k, "sms") for k in NotificationKind.values] == [False, False, False, True, False]
+    assert {k for k in NotificationKind.values if prefs.wants(k, "sms")} == {"cc_received"}
     assert prefs.wants("task_assigned", "wecom") is True  # not shown, kept
     assert prefs.wants("task_assigned", "dingtalk") is False
