@@ -2,6 +2,7 @@
 attachments and the subcontract tree. Every endpoint authenticates; scope is the selectors'."""
 
 import uuid
+from collections import defaultdict
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -227,9 +228,13 @@ def _attachment_out(a: Attachment, transitions: dict) -> dict:
 
 
 def order_detail(actor, order: Order) -> dict:
-    history = selectors.order_timeline(order)
+    history = selectors.order_history(order)
     names = {h.id: h.transition for h in history}
     attachments = list(order.attachments.select_related("uploaded_by"))
+    shown_with = defaultdict(list)  # history id -> ids of the files shown with that action
+    for a in attachments:
+        if a.history_id is not None:
+            shown_with[a.history_id].append(a.id)
     return {
         **order_out(order),
         "description": order.description,
@@ -242,7 +247,7 @@ def order_detail(actor, order: Order) -> dict:
                 "actor": _user(h.actor),
                 "at": h.at,
                 "comment": h.comment,
-                "attachment_ids": [a.id for a in h.attachments.all()],
+                "attachment_ids": shown_with[h.id],
             }
             for h in history
         ],

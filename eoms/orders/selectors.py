@@ -23,6 +23,7 @@ __all__ = [
     "list_orders",
     "access_order",
     "order_timeline",
+    "order_history",
     "order_tree",
     "state_counts",
     "overdue_orders",
@@ -170,6 +171,16 @@ def get_order_by_number(actor, number: str) -> Order:
     if order is None:
         raise OrderNotFound(_("No such order."))
     return order
+
+
+def order_history(order: Order) -> list[OrderHistory]:
+    """The order's history rows with their actors, oldest first, without their attachments (the
+    API reads those once for the whole order): a prepared statement, since every transition's
+    answer includes it."""
+    return _history.all(order.pk)
+
+
+_history = Select(OrderHistory, where=("order",), related=("actor",), order_by=("at", "id"))
 
 
 def order_timeline(order: Order) -> list[OrderHistory]:
