@@ -9,6 +9,7 @@ from eoms.core.api import install_error_handlers
 from eoms.masterdata.api import router as masterdata_router
 from eoms.notifications.api import router as notifications_router
 from eoms.orders.api import router as orders_router
+from eoms.webhooks.api import router as webhooks_router
 
 api = NinjaAPI(
     title="EOMS API",
@@ -26,3 +27,4 @@ api.add_router("/masterdata", masterdata_router)
 api.add_router("/orders", orders_router)
 api.add_router("/approvals", approvals_router)
 api.add_router("/notifications", notifications_router)
+api.add_router("/webhooks", webhooks_router)

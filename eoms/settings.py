@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "eoms.orders",
     "eoms.approvals",
     "eoms.notifications",
+    "eoms.webhooks",
 ]
 
 MIDDLEWARE = [
@@ -273,3 +274,13 @@ SMS_ALIYUN_ENDPOINT = env("EOMS_SMS_ALIYUN_ENDPOINT", default="https://dysmsapi.
 SMS_SIGN_NAME = env("EOMS_SMS_SIGN_NAME", default="")
 SMS_TEMPLATE_CODE = env("EOMS_SMS_TEMPLATE_CODE", default="")
 NOTIFY_HTTP_TIMEOUT = env.float("EOMS_NOTIFY_HTTP_TIMEOUT", default=10.0)
+
+# Webhooks (eoms.webhooks). Targets must be https and resolve to public addresses; EOMS_WEBHOOKS_ALLOW_PRIVATE
+# lets an administrator send to loopback, private and link-local addresses (and over http there). A delivery
+# is retried with backoff (30 s, doubling, at most 1 h apart) up to EOMS_WEBHOOKS_MAX_ATTEMPTS attempts; after
+# EOMS_WEBHOOKS_PAUSE_AFTER deliveries in a row fail so, the webhook is paused. Requests time out after
+# EOMS_WEBHOOKS_TIMEOUT seconds.
+WEBHOOKS_ALLOW_PRIVATE = env.bool("EOMS_WEBHOOKS_ALLOW_PRIVATE", default=False)
+WEBHOOKS_MAX_ATTEMPTS = env.int("EOMS_WEBHOOKS_MAX_ATTEMPTS", default=8)
+WEBHOOKS_PAUSE_AFTER = env.int("EOMS_WEBHOOKS_PAUSE_AFTER", default=3)
+WEBHOOKS_TIMEOUT = env.float("EOMS_WEBHOOKS_TIMEOUT", default=10.0)

@@ -16,5 +16,6 @@ urlpatterns = [
     path("masterdata/", include("eoms.masterdata.web.urls")),
     path("approvals/", include("eoms.approvals.web.urls")),
     path("notifications/", include("eoms.notifications.web.urls")),
+    path("webhooks/", include("eoms.webhooks.web.urls")),
     path("", include("eoms.core.web_urls")),
 ]

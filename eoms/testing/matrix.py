@@ -52,6 +52,7 @@ MATRIX_MODULES = (
     "eoms.masterdata.tests.api_matrix",
     "eoms.approvals.tests.api_matrix",
     "eoms.notifications.tests.api_matrix",
+    "eoms.webhooks.tests.api_matrix",
 )
 API_MODULE = "eoms.api"
 DENIED = frozenset({401, 403, 404})

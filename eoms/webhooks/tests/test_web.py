@@ -1,0 +1,62 @@
+"""The webhook pages: administrators only, in Chinese, the secret shown once, the log and its buttons."""
+
+import re
+
+import pytest
+
+from eoms.webhooks.models import Subscription, SubscriptionState
+
+pytestmark = pytest.mark.django_db
+ZH = {"HTTP_ACCEPT_LANGUAGE": "zh-hans"}
+
+
+@pytest.fixture
+def admin(client, world):
+    client.force_login(world.admin)
+    return client
+
+
+def test_others_get_403(client, world):
+    client.force_login(world.pm)
+    assert client.get("/webhooks/").status_code == 403
+    assert client.get("/webhooks/new/").status_code == 403
+
+
+def test_create_shows_the_secret_once_in_chinese(admin, world):
+    page = admin.get("/webhooks/new/", **ZH).content.decode()
+    assert "新建 Webhook" in page and "全部事件" in page
+    response = admin.post(
+        "/webhooks/new/",
+        {"target_url": "https://93.184.216.34/in", "event_types": ["orders.order_created"], "description": "ERP"},
+        **ZH,
+    )
+    assert response.status_code == 200
+    subscription = Subscription.objects.get()
+    page = response.content.decode()
+    assert f'value="{subscription.secret}"' in page
+    assert "签名密钥" in page
+    detail = admin.get(f"/webhooks/{subscription.pk}/", **ZH).content.decode()
+    assert subscription.secret not in detail
+    assert "投递记录" in detail and "暂停" in detail
+    listing = admin.get("/webhooks/", **ZH).content.decode()
+    assert "https://93.184.216.34/in" in listing and "启用" in listing
+
+
+def test_an_internal_target_is_refused_on_the_form(admin):
+    response = admin.post("/webhooks/new/", {"target_url": "https://[::1]/in", "event_types": ["*"]}, **ZH)
+    assert response.status_code == 422
+    assert re.search(r"内部地址 \(::1\)", response.content.decode())
+    assert Subscription.objects.count() == 0
+
+
+def test_pause_and_resume_buttons(admin, world):
+    subscription = Subscription.objects.create(
+        owner=world.admin, target_url="https://93.184.216.34/a", event_types=["*"], secret="whsec_x"
+    )
+    response = admin.post(f"/webhooks/{subscription.pk}/pause/", {"reason": "升级"}, follow=True, **ZH)
+    assert "Webhook 已暂停。" in response.content.decode()
+    subscription.refresh_from_db()
+    assert (subscription.state, subscription.paused_reason) == (SubscriptionState.PAUSED, "升级")
+    admin.post(f"/webhooks/{subscription.pk}/resume/")
+    subscription.refresh_from_db()
+    assert subscription.state == SubscriptionState.ACTIVE
