@@ -60,3 +60,33 @@ def test_pause_and_resume_buttons(admin, world):
     admin.post(f"/webhooks/{subscription.pk}/resume/")
     subscription.refresh_from_db()
     assert subscription.state == SubscriptionState.ACTIVE
+
+
+def test_the_delivery_log_and_its_redeliver_button(
+    admin, world, receiver, allow_private, settings, django_capture_on_commit_callbacks
+):
+    from eoms.webhooks.models import Delivery, DeliveryState
+    from eoms.webhooks.services import create_subscription
+
+    from .test_delivery import deliver_events
+
+    deliver_events()
+    subscription, _ = create_subscription(
+        actor=world.admin, target_url=receiver.url, event_types=["orders.order_created"]
+    )
+    settings.WEBHOOKS_MAX_ATTEMPTS = 1
+    receiver.status = 500
+    world.order()
+    deliver_events()
+    delivery = Delivery.objects.get()
+    page = admin.get(f"/webhooks/{subscription.pk}/", **ZH).content.decode()
+    assert "orders.order_created" in page and "失败" in page and "HTTP 500 Internal Server Error" in page
+    assert f"/webhooks/{subscription.pk}/deliveries/{delivery.pk}/redeliver/" in page
+    receiver.status = 200
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin.post(f"/webhooks/{subscription.pk}/deliveries/{delivery.pk}/redeliver/", follow=True, **ZH)
+    assert "已重新投递，新的尝试已记入日志。" in response.content.decode()
+    delivery.refresh_from_db()
+    assert (delivery.state, delivery.attempts, delivery.last_status_code) == (DeliveryState.DELIVERED, 2, 200)
+    assert len(receiver.requests) == 2
+    assert "重新投递" in response.content.decode()
