@@ -6,13 +6,13 @@ HTTP client, the company the benchmarks work in (made through the services), and
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import http.client
 import json
 import math
 import os
 import platform
-import base64
 import secrets
 import shutil
 import signal

@@ -66,7 +66,11 @@ def test_a_redelivered_event_notifies_nobody_twice(world):
     ProcessedMessage.objects.filter(message_id=message.message_id).delete()
     relay.dispatch(message)
     assert Notification.objects.filter(recipient=world.approver).count() == 1
-    assert ProcessedMessage.objects.filter(message_id=message.message_id).count() == 1
+    # One row for notifications' handler (other contexts, e.g. webhooks, handle the event too).
+    assert (
+        ProcessedMessage.objects.filter(message_id=message.message_id, handler__startswith="notifications.").count()
+        == 1
+    )
 
 
 def test_a_delegated_task_says_on_behalf_of_whom(world):
