@@ -274,6 +274,16 @@ SMS_ALIYUN_ENDPOINT = env("EOMS_SMS_ALIYUN_ENDPOINT", default="https://dysmsapi.
 SMS_SIGN_NAME = env("EOMS_SMS_SIGN_NAME", default="")
 SMS_TEMPLATE_CODE = env("EOMS_SMS_TEMPLATE_CODE", default="")
 NOTIFY_HTTP_TIMEOUT = env.float("EOMS_NOTIFY_HTTP_TIMEOUT", default=10.0)
+# Field-level encryption (eoms.core.crypto, docs/decisions/0009): EOMS_FIELD_KEYS is the keyring
+# "k2:<base64 32 bytes>,k1:<base64 32 bytes>" (the first seals, all open) and EOMS_BLIND_INDEX_KEY the
+# separate HMAC key (base64, >= 32 bytes) of the exact-match search indexes. Unset in development: random
+# keys are generated once in EOMS_DATA_DIR/field_keys. Production refuses to start without both.
+FIELD_KEYS = env("EOMS_FIELD_KEYS", default="")
+BLIND_INDEX_KEY = env("EOMS_BLIND_INDEX_KEY", default="")
+if PRODUCTION:
+    from eoms.core.production import refuse_missing_field_keys
+
+    refuse_missing_field_keys(field_keys=FIELD_KEYS, blind_index_key=BLIND_INDEX_KEY)
 
 # Webhooks (eoms.webhooks). Targets must be https and resolve to public addresses; EOMS_WEBHOOKS_ALLOW_PRIVATE
 # lets an administrator send to loopback, private and link-local addresses (and over http there). A delivery

@@ -64,3 +64,43 @@ def refuse_insecure_settings(**settings_values) -> None:
     if problems:
         lines = "\n".join(f"  - {p}" for p in problems)
         raise ImproperlyConfigured(f"EOMS_MODE=production refuses to start with insecure settings:\n{lines}")
+
+
+def field_key_problems(*, field_keys: str, blind_index_key: str) -> list[str]:
+    """Problems with the field-encryption keys (eoms.core.crypto), one operator-facing sentence each."""
+    from eoms.core.crypto import CryptoError, parse_blind_index_key, parse_keyring
+
+    problems = []
+    ring = None
+    if not field_keys:
+        problems.append(
+            "EOMS_FIELD_KEYS is not set: give the keyring of field encryption, e.g. k1:<32 random bytes in base64> "
+            "(python3 -c 'import base64, os; print(\"k1:\" + base64.b64encode(os.urandom(32)).decode())')."
+        )
+    else:
+        try:
+            ring = parse_keyring(field_keys)
+        except CryptoError as exc:
+            problems.append(f"EOMS_FIELD_KEYS is malformed: {exc}.")
+    if not blind_index_key:
+        problems.append(
+            "EOMS_BLIND_INDEX_KEY is not set: give the search-index key its own 32 random bytes in base64, "
+            "apart from EOMS_FIELD_KEYS, and never change it afterwards."
+        )
+    else:
+        try:
+            index_key = parse_blind_index_key(blind_index_key)
+        except CryptoError as exc:
+            problems.append(f"EOMS_BLIND_INDEX_KEY is malformed: {exc}.")
+        else:
+            if ring is not None and index_key in ring.keys.values():
+                problems.append("EOMS_BLIND_INDEX_KEY equals a key of EOMS_FIELD_KEYS: give it a key of its own.")
+    return problems
+
+
+def refuse_missing_field_keys(**values) -> None:
+    """Raise ImproperlyConfigured naming every problem `field_key_problems` finds."""
+    problems = field_key_problems(**values)
+    if problems:
+        lines = "\n".join(f"  - {p}" for p in problems)
+        raise ImproperlyConfigured(f"EOMS_MODE=production refuses to start without field-encryption keys:\n{lines}")

@@ -3,7 +3,9 @@ written by masterdata.services (validated, audited, compare-and-set), which the 
 forms would bypass; the pages under /masterdata/ are where they are changed."""
 
 from django.contrib import admin
+from django.utils.translation import gettext_lazy as _
 
+from . import sensitive
 from .models import Customer, CustomerContact, Project, ProjectType, Supplier
 
 
@@ -20,9 +22,14 @@ class _ReadOnly:
 
 class ContactInline(_ReadOnly, admin.TabularInline):
     model = CustomerContact
-    fields = ("name", "title", "phone", "email")
+    fields = ("name", "title", "masked_phone", "email")
     readonly_fields = fields
     extra = 0
+
+    @admin.display(description=_("mobile"))
+    def masked_phone(self, obj):
+        # Encrypted at rest; the back office shows it masked (the reveal is on the customer page, audited).
+        return sensitive.masked(obj, "phone")
 
 
 @admin.register(Customer)

@@ -5,8 +5,9 @@ suppliers, and Excel imports. Every endpoint authenticates; projects are scoped 
 import uuid
 from datetime import datetime
 from decimal import Decimal
+from typing import Literal
 
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.utils.translation import gettext as _
 from ninja import File, Query, Router, Schema
 from ninja.files import UploadedFile
@@ -16,7 +17,7 @@ from eoms.accounts.roles import ProjectRole
 from eoms.core.api import ProblemSchema
 from eoms.core.errors import ValidationFailed
 
-from . import policies, selectors, services
+from . import policies, selectors, sensitive, services
 from .models import Customer, CustomerGrade, Project, Region, Supplier, SupplierKind
 
 router = Router(tags=["master data"])
@@ -56,7 +57,7 @@ class ContactOut(Schema):
     id: uuid.UUID
     name: str
     title: str
-    phone: str
+    phone: str = Field(description="Masked (138****1234); POST …/reveal for the clear value")
     email: str
 
 
@@ -67,6 +68,7 @@ class CustomerIn(Schema):
     grade: CustomerGrade = CustomerGrade.C
     address: str = Field("", max_length=300)
     notes: str = Field("", max_length=5000)
+    id_card_number: str = Field("", max_length=40, description="Resident identity card number (stored encrypted)")
     contacts: list[ContactIn] = Field(default_factory=list, max_length=20)
 
 
@@ -78,6 +80,7 @@ class CustomerPatchIn(Schema):
     grade: CustomerGrade | None = None
     address: str | None = Field(None, max_length=300)
     notes: str | None = Field(None, max_length=5000)
+    id_card_number: str | None = Field(None, max_length=40, description="Empty removes it")
     contacts: list[ContactIn] | None = Field(None, max_length=20, description="Replaces every contact")
 
 
@@ -102,6 +105,7 @@ class ProjectRef(Schema):
 
 class CustomerDetailOut(CustomerOut):
     notes: str
+    id_card_number: str = Field(description="Masked (1101**********1234); POST …/reveal for the clear value")
     contacts: list[ContactOut]
     projects: list[ProjectRef]
 
@@ -220,6 +224,7 @@ class SupplierIn(Schema):
     region: Region
     contact_name: str = Field("", max_length=100)
     contact_phone: str = Field("", max_length=20)
+    bank_account: str = Field("", max_length=40, description="12 to 19 digits (stored encrypted)")
     qualification: str = Field("", max_length=200)
 
 
@@ -231,6 +236,7 @@ class SupplierPatchIn(Schema):
     region: Region | None = None
     contact_name: str | None = Field(None, max_length=100)
     contact_phone: str | None = Field(None, max_length=20)
+    bank_account: str | None = Field(None, max_length=40)
     qualification: str | None = Field(None, max_length=200)
     is_active: bool | None = None
 
@@ -243,7 +249,8 @@ class SupplierOut(Schema):
     region: Region
     region_label: str
     contact_name: str
-    contact_phone: str
+    contact_phone: str = Field(description="Masked (138****1234)")
+    bank_account: str = Field(description="Masked (6222 **** **** 1234)")
     qualification: str
     is_active: bool
     version: int
@@ -261,6 +268,20 @@ class SupplierPage(Schema):
 class SupplierFilterIn(PageIn):
     kind: SupplierKind | None = None
     region: Region | None = None
+
+
+class CustomerRevealIn(Schema):
+    field: Literal["id_card_number", "phone"]
+    contact_id: uuid.UUID | None = Field(None, description="The contact whose mobile (field phone) to reveal")
+
+
+class SupplierRevealIn(Schema):
+    field: Literal["contact_phone", "bank_account"]
+
+
+class RevealOut(Schema):
+    field: str
+    value: str
 
 
 class ImportOut(Schema):
@@ -310,7 +331,11 @@ def customer_detail(actor, c: Customer) -> dict:
     return {
         **customer_out(c),
         "notes": c.notes,
-        "contacts": list(c.contacts.order_by("created_at", "id")),
+        "id_card_number": sensitive.masked(c, "id_card_number"),
+        "contacts": [
+            {"id": x.id, "name": x.name, "title": x.title, "phone": sensitive.masked(x, "phone"), "email": x.email}
+            for x in c.contacts.order_by("created_at", "id")
+        ],
         "projects": [
             {"id": p.id, "code": p.code, "name": p.name}
             for p in selectors.list_customer_projects(actor=actor, customer=c)
@@ -363,7 +388,8 @@ def supplier_out(s: Supplier) -> dict:
         "region": s.region,
         "region_label": str(s.get_region_display()),
         "contact_name": s.contact_name,
-        "contact_phone": s.contact_phone,
+        "contact_phone": sensitive.masked(s, "contact_phone"),
+        "bank_account": sensitive.masked(s, "bank_account"),
         "qualification": s.qualification,
         "is_active": s.is_active,
         "version": s.version,
@@ -414,10 +440,25 @@ def update_customer(request: HttpRequest, customer_id: uuid.UUID, payload: Custo
     data = payload.dict(exclude_unset=True)
     version = data.pop("version", None)
     _no_nulls(data, ("name", "uscc", "region", "grade", "address", "notes", "contacts"))
+    if "id_card_number" in data and data["id_card_number"] is None:
+        data["id_card_number"] = ""
     customer = services.update_customer(
         actor=request.auth, customer_id=customer_id, changes=data, expected_version=version
     )
     return customer_detail(request.auth, customer)
+
+
+@router.post(
+    "/customers/{customer_id}/reveal",
+    response={200: RevealOut, **ERRORS},
+    summary="The clear ID card number or a contact's mobile (administrator or finance; audited)",
+)
+def reveal_customer(request: HttpRequest, response: HttpResponse, customer_id: uuid.UUID, payload: CustomerRevealIn):
+    response["Cache-Control"] = "no-store"
+    value = services.reveal_customer_value(
+        actor=request.auth, customer_id=customer_id, field=payload.field, contact_id=payload.contact_id
+    )
+    return {"field": payload.field, "value": value}
 
 
 @router.delete(
@@ -566,12 +607,23 @@ def get_supplier(request: HttpRequest, supplier_id: uuid.UUID):
     return supplier_out(selectors.access_supplier(request.auth, supplier_id))
 
 
+@router.post(
+    "/suppliers/{supplier_id}/reveal",
+    response={200: RevealOut, **ERRORS},
+    summary="The clear contact mobile or bank account number (administrator or finance; audited)",
+)
+def reveal_supplier(request: HttpRequest, response: HttpResponse, supplier_id: uuid.UUID, payload: SupplierRevealIn):
+    response["Cache-Control"] = "no-store"
+    value = services.reveal_supplier_value(actor=request.auth, supplier_id=supplier_id, field=payload.field)
+    return {"field": payload.field, "value": value}
+
+
 @router.patch("/suppliers/{supplier_id}", response={200: SupplierOut, **ERRORS}, summary="Change a supplier")
 def update_supplier(request: HttpRequest, supplier_id: uuid.UUID, payload: SupplierPatchIn):
     data = payload.dict(exclude_unset=True)
     version = data.pop("version", None)
     _no_nulls(data, ("name", "uscc", "kind", "region", "is_active"))
-    for text in ("contact_name", "contact_phone", "qualification"):
+    for text in ("contact_name", "contact_phone", "bank_account", "qualification"):
         if text in data and data[text] is None:
             data[text] = ""
     supplier = services.update_supplier(

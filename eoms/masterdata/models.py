@@ -70,6 +70,12 @@ class Customer(BaseModel):
     grade = models.CharField(_("grade"), max_length=1, choices=CustomerGrade.choices, default=CustomerGrade.C)
     address = models.CharField(_("address"), max_length=300, blank=True)
     notes = models.TextField(_("notes"), blank=True)
+    # 身份证号 of a natural-person customer, sealed by masterdata.sensitive (AES-256-GCM, docs/decisions/0009);
+    # the blind index is HMAC-SHA256 of the normalised number, for exact-match search only.
+    id_card_number_enc = models.TextField(_("ID card number (encrypted)"), blank=True, editable=False)
+    id_card_number_bidx = models.CharField(max_length=64, blank=True, db_index=True, editable=False)
+
+    encrypted_fields = ("id_card_number",)
 
     class Meta:
         ordering = ["name"]
@@ -88,8 +94,11 @@ class CustomerContact(BaseModel):
     )
     name = models.CharField(pgettext_lazy("person", "name"), max_length=100)
     title = models.CharField(_("job title"), max_length=100, blank=True)
-    phone = models.CharField(_("mobile"), max_length=20, blank=True)
+    phone_enc = models.TextField(_("mobile (encrypted)"), blank=True, editable=False)
+    phone_bidx = models.CharField(max_length=64, blank=True, db_index=True, editable=False)
     email = models.EmailField(_("email"), blank=True)
+
+    encrypted_fields = ("phone",)
 
     class Meta:
         ordering = ["name"]
@@ -160,9 +169,14 @@ class Supplier(BaseModel):
     kind = models.CharField(_("kind"), max_length=20, choices=SupplierKind.choices, default=SupplierKind.SUPPLIER)
     region = models.CharField(_("region"), max_length=20, choices=Region.choices)
     contact_name = models.CharField(_("contact"), max_length=100, blank=True)
-    contact_phone = models.CharField(_("mobile"), max_length=20, blank=True)
+    contact_phone_enc = models.TextField(_("mobile (encrypted)"), blank=True, editable=False)
+    contact_phone_bidx = models.CharField(max_length=64, blank=True, db_index=True, editable=False)
+    bank_account_enc = models.TextField(_("bank account number (encrypted)"), blank=True, editable=False)
+    bank_account_bidx = models.CharField(max_length=64, blank=True, db_index=True, editable=False)
     qualification = models.CharField(_("qualification"), max_length=200, blank=True)
     is_active = models.BooleanField(_("active"), default=True)
+
+    encrypted_fields = ("contact_phone", "bank_account")
 
     class Meta:
         ordering = ["name"]

@@ -22,6 +22,7 @@ __all__ = [
     "editable_project_fields",
     "can_manage_members",
     "can_edit_supplier",
+    "can_reveal_sensitive",
 ]
 
 # The site of a project: what its manager keeps up to date. Code, customer, type, region, manager
@@ -99,3 +100,9 @@ def can_manage_members(actor, project) -> bool:
 
 def can_edit_supplier(actor) -> bool:
     return is_masterdata_admin(actor)
+
+
+def can_reveal_sensitive(actor) -> bool:
+    """See an encrypted value (ID card number, bank account, contact mobile) in clear: administrators
+    and finance. Everyone else sees it masked; each reveal is audited (services.reveal_*)."""
+    return actor is not None and (has_role(actor, Role.ADMIN) or has_role(actor, Role.FINANCE))

@@ -9,8 +9,9 @@ from django.utils.translation import gettext as _
 from eoms.accounts.roles import ProjectRole
 from eoms.accounts.selectors import project_ids_in_scope, roles_of
 
+from . import policies, sensitive
 from .errors import CustomerNotFound, ProjectNotFound, ProjectTypeNotFound, SupplierNotFound
-from .models import Customer, Project, ProjectType, Supplier
+from .models import Customer, CustomerContact, Project, ProjectType, Supplier
 
 __all__ = [
     "list_projects",
@@ -59,11 +60,32 @@ def access_project(actor, project_id) -> Project:
         raise ProjectNotFound(_("No such project."))
 
 
+def _exact_sensitive(actor, model, fields, search: str) -> Q:
+    """Rows whose encrypted `fields` equal `search` after normalisation, by their blind index. Only for
+    callers who may reveal these values: to others an exact match would confirm a number they cannot see."""
+    if not policies.can_reveal_sensitive(actor):
+        return Q(pk__in=[])
+    match = Q(pk__in=[])
+    for field in fields:
+        index = sensitive.search_index(model, field, search)
+        if index:
+            match |= Q(**{f"{field}_bidx": index})
+    return match
+
+
 def list_customers(*, actor, search: str = "", region: str = "") -> QuerySet[Customer]:
+    """Search matches names and credit codes by substring, and (for administrators and finance) an ID
+    card number or a contact's mobile exactly."""
     qs = Customer.objects.all() if roles_of(actor) else Customer.objects.none()
     if search:
         search = search.strip()[:100]
-        qs = qs.filter(Q(name__icontains=search) | Q(uscc__icontains=search))
+        contacts = CustomerContact.objects.filter(_exact_sensitive(actor, CustomerContact, ("phone",), search))
+        qs = qs.filter(
+            Q(name__icontains=search)
+            | Q(uscc__icontains=search)
+            | _exact_sensitive(actor, Customer, ("id_card_number",), search)
+            | Q(pk__in=contacts.values("customer_id"))
+        )
     if region:
         qs = qs.filter(region=region)
     return qs.order_by("name", "id")
@@ -89,6 +111,8 @@ def access_project_type(actor, project_type_id) -> ProjectType:
 
 
 def list_suppliers(*, actor, search: str = "", kind: str = "", region: str = "") -> QuerySet[Supplier]:
+    """Search matches names, credit codes and qualifications by substring, and (for administrators and
+    finance) the contact mobile or the bank account number exactly."""
     qs = Supplier.objects.all() if roles_of(actor) else Supplier.objects.none()
     if kind:
         qs = qs.filter(kind=kind)
@@ -96,7 +120,12 @@ def list_suppliers(*, actor, search: str = "", kind: str = "", region: str = "")
         qs = qs.filter(region=region)
     if search:
         search = search.strip()[:100]
-        qs = qs.filter(Q(name__icontains=search) | Q(uscc__icontains=search) | Q(qualification__icontains=search))
+        qs = qs.filter(
+            Q(name__icontains=search)
+            | Q(uscc__icontains=search)
+            | Q(qualification__icontains=search)
+            | _exact_sensitive(actor, Supplier, ("contact_phone", "bank_account"), search)
+        )
     return qs.order_by("name", "id")
 
 

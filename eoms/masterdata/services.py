@@ -18,16 +18,18 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Model, ProtectedError
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from stdnum.cn import ric as ric_number
 from stdnum.cn import uscc as uscc_number
 from stdnum.exceptions import InvalidChecksum
 
 from eoms.accounts import services as account_services
 from eoms.accounts.roles import ProjectRole, Role
 from eoms.accounts.selectors import get_active_user, has_role
+from eoms.core import audit
 from eoms.core.audit import normalise
 from eoms.core.events import emit
 
-from . import events, policies
+from . import events, policies, sensitive
 from .errors import (
     CustomerNotFound,
     MasterDataInUse,
@@ -56,12 +58,15 @@ __all__ = [
     "import_customers_xlsx",
     "import_projects_xlsx",
     "check_uscc",
+    "reveal_customer_value",
+    "reveal_supplier_value",
     "ImportResult",
     "MAX_CONTACTS",
 ]
 
 MAX_CONTACTS = 20
 _MOBILE = re.compile(r"^1\d{10}$")
+_BANK_ACCOUNT = re.compile(r"^\d{12,19}$")
 _CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _COORD_PLACES = Decimal("0.000001")
 MIN_GEOFENCE_M, MAX_GEOFENCE_M = 10, 50000
@@ -147,6 +152,24 @@ def _mobile(errs: _Errors, field: str, value) -> str:
         text = text[3:]
     if text and not _MOBILE.match(text):
         errs.add(field, _("A mobile number has 11 digits and starts with 1, e.g. 13812345678."))
+    return text
+
+
+def _id_card(errs: _Errors, field: str, value) -> str:
+    """A resident identity card number (GB 11643-1999, 18 characters, the last a check character)."""
+    text = _text(errs, field, value, max_length=40)
+    if not text:
+        return ""
+    number = ric_number.compact(re.sub(r"[\s-]", "", text)).upper()
+    if not ric_number.is_valid(number) or len(number) != 18:
+        errs.add(field, _("Not a valid resident identity card number: 18 characters, the last a check digit or X."))
+    return number
+
+
+def _bank_account(errs: _Errors, field: str, value) -> str:
+    text = re.sub(r"[\s-]", "", _text(errs, field, value, max_length=40))
+    if text and not _BANK_ACCOUNT.match(text):
+        errs.add(field, _("A bank account number has 12 to 19 digits."))
     return text
 
 
@@ -297,7 +320,7 @@ def _save_new(obj: Model, unique_field: str) -> None:
 
 # ------------------------------------------------------------------------------------------ customers
 
-CUSTOMER_FIELDS = ("name", "uscc", "region", "grade", "address", "notes", "contacts")
+CUSTOMER_FIELDS = ("name", "uscc", "region", "grade", "address", "notes", "id_card_number", "contacts")
 
 
 def _clean_contacts(errs: _Errors, contacts) -> list[dict]:
@@ -345,27 +368,56 @@ def _clean_customer(errs: _Errors, data: dict, *, exclude_id=None) -> dict:
             cleaned[field] = _text(errs, field, value, max_length=300)
         elif field == "notes":
             cleaned[field] = _text(errs, field, value, max_length=5000)
+        elif field == "id_card_number":
+            cleaned[field] = _id_card(errs, field, value)
         elif field == "contacts":
             cleaned[field] = _clean_contacts(errs, value)
     return cleaned
 
 
+def _seal(obj: Model, field: str, value: str) -> None:
+    for column, sealed_value in sensitive.sealed(obj, field, value).items():
+        setattr(obj, column, sealed_value)
+
+
+def _new_contacts(customer: Customer, contacts: list[dict]) -> None:
+    rows = []
+    for c in contacts:
+        contact = CustomerContact(customer=customer, name=c["name"], title=c["title"], email=c["email"])
+        _seal(contact, "phone", c["phone"])
+        rows.append(contact)
+    CustomerContact.objects.bulk_create(rows)
+
+
+def _masked_contacts(contacts: list[dict]) -> list[dict]:
+    """Contacts as the audit keeps them: the mobile masked."""
+    return [{**c, "phone": sensitive.mask_value(CustomerContact, "phone", c["phone"])} for c in contacts]
+
+
 def _create_customer(*, actor, cleaned: dict) -> Customer:
     contacts = cleaned.pop("contacts", [])
+    id_card = cleaned.pop("id_card_number", "")
     customer = Customer(**cleaned)
+    _seal(customer, "id_card_number", id_card)
     _save_new(customer, "uscc")
-    CustomerContact.objects.bulk_create([CustomerContact(customer=customer, **c) for c in contacts])
+    _new_contacts(customer, contacts)
     emit(
         events.CustomerCreated(customer_id=customer.id, name=customer.name, uscc=customer.uscc, region=customer.region),
         actor=actor,
         object_repr=customer.name,
-        changes={**cleaned, "contacts": contacts},
+        changes={
+            **cleaned,
+            "id_card_number": sensitive.mask_value(Customer, "id_card_number", id_card),
+            "contacts": _masked_contacts(contacts),
+        },
     )
     return customer
 
 
 @transaction.atomic
-def create_customer(*, actor, name, uscc, region, grade="C", address="", notes="", contacts=()) -> Customer:
+def create_customer(
+    *, actor, name, uscc, region, grade="C", address="", notes="", id_card_number="", contacts=()
+) -> Customer:
     """Register a customer with its contacts (dicts of name, title, phone, email). The credit code
     must be valid and not yet registered; every problem is reported at once (422)."""
     _require(policies.can_edit_customer(actor), _("Only an administrator may add customers."))
@@ -379,6 +431,7 @@ def create_customer(*, actor, name, uscc, region, grade="C", address="", notes="
             "grade": grade,
             "address": address,
             "notes": notes,
+            "id_card_number": id_card_number,
             "contacts": contacts,
         },
     )
@@ -388,7 +441,7 @@ def create_customer(*, actor, name, uscc, region, grade="C", address="", notes="
 
 def _contact_dicts(customer: Customer) -> list[dict]:
     return [
-        {"name": c.name, "title": c.title, "phone": c.phone, "email": c.email}
+        {"name": c.name, "title": c.title, "phone": sensitive.clear(c, "phone"), "email": c.email}
         for c in customer.contacts.order_by("created_at", "id")
     ]
 
@@ -417,17 +470,24 @@ def update_customer(*, actor, customer_id, changes: dict, expected_version=None)
     errs.raise_if_any()
     diff, fields = {}, {}
     for field, value in cleaned.items():
-        before = _contact_dicts(customer) if field == "contacts" else getattr(customer, field)
-        if before != value:
-            diff[field] = [_repr(before), _repr(value)]
-            if field != "contacts":
-                fields[field] = value
+        if field == "contacts":
+            before = _contact_dicts(customer)
+            if before != value:
+                diff[field] = [_repr(_masked_contacts(before)), _repr(_masked_contacts(value))]
+        elif field == "id_card_number":
+            before = sensitive.clear(customer, field)
+            if before != value:
+                diff[field] = [sensitive.mask_value(Customer, field, v) for v in (before, value)]
+                fields.update(sensitive.sealed(customer, field, value))
+        elif getattr(customer, field) != value:
+            diff[field] = [_repr(getattr(customer, field)), _repr(value)]
+            fields[field] = value
     if not diff:
         return customer
     _compare_and_set(Customer, customer, fields, customer.name)
     if "contacts" in diff:
         customer.contacts.all().delete()
-        CustomerContact.objects.bulk_create([CustomerContact(customer=customer, **c) for c in cleaned["contacts"]])
+        _new_contacts(customer, cleaned["contacts"])
     customer.refresh_from_db()
     emit(
         events.CustomerUpdated(customer_id=customer.id, fields=tuple(sorted(diff))),
@@ -712,7 +772,18 @@ def _as_uuid(value):
 
 # ------------------------------------------------------------------------------------------ suppliers
 
-SUPPLIER_FIELDS = ("name", "uscc", "kind", "region", "contact_name", "contact_phone", "qualification", "is_active")
+SUPPLIER_FIELDS = (
+    "name",
+    "uscc",
+    "kind",
+    "region",
+    "contact_name",
+    "contact_phone",
+    "bank_account",
+    "qualification",
+    "is_active",
+)
+SUPPLIER_SENSITIVE = ("contact_phone", "bank_account")
 
 
 def _clean_supplier(errs: _Errors, data: dict, *, exclude_id=None) -> dict:
@@ -730,6 +801,8 @@ def _clean_supplier(errs: _Errors, data: dict, *, exclude_id=None) -> dict:
             cleaned[field] = _text(errs, field, value, max_length=100)
         elif field == "contact_phone":
             cleaned[field] = _mobile(errs, field, value)
+        elif field == "bank_account":
+            cleaned[field] = _bank_account(errs, field, value)
         elif field == "qualification":
             cleaned[field] = _text(errs, field, value, max_length=200)
         elif field == "is_active":
@@ -739,7 +812,7 @@ def _clean_supplier(errs: _Errors, data: dict, *, exclude_id=None) -> dict:
 
 @transaction.atomic
 def create_supplier(
-    *, actor, name, uscc, kind, region, contact_name="", contact_phone="", qualification=""
+    *, actor, name, uscc, kind, region, contact_name="", contact_phone="", bank_account="", qualification=""
 ) -> Supplier:
     """Register a supplier or subcontractor; its credit code is valid and not yet registered."""
     _require(policies.can_edit_supplier(actor), _("Only an administrator may add suppliers."))
@@ -753,17 +826,20 @@ def create_supplier(
             "region": region,
             "contact_name": contact_name,
             "contact_phone": contact_phone,
+            "bank_account": bank_account,
             "qualification": qualification,
         },
     )
     errs.raise_if_any()
-    supplier = Supplier(**cleaned)
+    supplier = Supplier(**{f: v for f, v in cleaned.items() if f not in SUPPLIER_SENSITIVE})
+    for field in SUPPLIER_SENSITIVE:
+        _seal(supplier, field, cleaned[field])
     _save_new(supplier, "uscc")
     emit(
         events.SupplierCreated(supplier_id=supplier.id, name=supplier.name, uscc=supplier.uscc, kind=supplier.kind),
         actor=actor,
         object_repr=supplier.name,
-        changes=cleaned,
+        changes={f: sensitive.mask_value(Supplier, f, v) if f in SUPPLIER_SENSITIVE else v for f, v in cleaned.items()},
     )
     return supplier
 
@@ -778,10 +854,19 @@ def update_supplier(*, actor, supplier_id, changes: dict, expected_version=None)
     errs = _Errors()
     cleaned = _clean_supplier(errs, changes, exclude_id=supplier.pk)
     errs.raise_if_any()
-    diff = {f: [_repr(getattr(supplier, f)), _repr(v)] for f, v in cleaned.items() if getattr(supplier, f) != v}
+    diff, fields = {}, {}
+    for field, value in cleaned.items():
+        if field in SUPPLIER_SENSITIVE:
+            before = sensitive.clear(supplier, field)
+            if before != value:
+                diff[field] = [sensitive.mask_value(Supplier, field, v) for v in (before, value)]
+                fields.update(sensitive.sealed(supplier, field, value))
+        elif getattr(supplier, field) != value:
+            diff[field] = [_repr(getattr(supplier, field)), _repr(value)]
+            fields[field] = value
     if not diff:
         return supplier
-    _compare_and_set(Supplier, supplier, {f: cleaned[f] for f in diff}, supplier.name)
+    _compare_and_set(Supplier, supplier, fields, supplier.name)
     supplier.refresh_from_db()
     emit(
         events.SupplierUpdated(supplier_id=supplier.id, fields=tuple(sorted(diff))),
@@ -790,6 +875,77 @@ def update_supplier(*, actor, supplier_id, changes: dict, expected_version=None)
         changes=diff,
     )
     return supplier
+
+
+# ------------------------------------------------------------------------------------------ reveal
+
+CUSTOMER_REVEALABLE = ("id_card_number", "phone")
+
+
+def _reveal(actor, obj: Model, field: str, *, object_type: str, object_id, object_repr: str, extra: dict) -> str:
+    _require(
+        policies.can_reveal_sensitive(actor),
+        _("Only an administrator or finance may see this value in clear."),
+    )
+    value = sensitive.clear(obj, field)
+    audit.record(
+        actor=actor,
+        action="masterdata.sensitive_revealed",
+        object_type=object_type,
+        object_id=object_id,
+        object_repr=object_repr,
+        changes={"field": field, **extra},
+    )
+    return value
+
+
+@transaction.atomic
+def reveal_customer_value(*, actor, customer_id, field: str, contact_id=None) -> str:
+    """The clear value of a customer's ID card number (field "id_card_number") or of one contact's
+    mobile (field "phone" with `contact_id`), for an administrator or finance; one audit entry each."""
+    customer = access_customer(actor, customer_id)
+    if field not in CUSTOMER_REVEALABLE:
+        raise MasterDataInvalid(errors=[{"field": "field", "message": _("Not a field that can be revealed.")}])
+    if field == "phone":
+        contact = customer.contacts.filter(pk=_as_uuid(contact_id)).first() if contact_id else None
+        if contact is None:
+            raise MasterDataInvalid(errors=[{"field": "contact_id", "message": _("No such contact.")}])
+        return _reveal(
+            actor,
+            contact,
+            "phone",
+            object_type="masterdata.customer",
+            object_id=customer.pk,
+            object_repr=customer.name,
+            extra={"contact_id": str(contact.pk)},
+        )
+    return _reveal(
+        actor,
+        customer,
+        field,
+        object_type="masterdata.customer",
+        object_id=customer.pk,
+        object_repr=customer.name,
+        extra={},
+    )
+
+
+@transaction.atomic
+def reveal_supplier_value(*, actor, supplier_id, field: str) -> str:
+    """The clear value of a supplier's contact mobile or bank account number, for an administrator or
+    finance; one audit entry each."""
+    supplier = access_supplier(actor, supplier_id)
+    if field not in SUPPLIER_SENSITIVE:
+        raise MasterDataInvalid(errors=[{"field": "field", "message": _("Not a field that can be revealed.")}])
+    return _reveal(
+        actor,
+        supplier,
+        field,
+        object_type="masterdata.supplier",
+        object_id=supplier.pk,
+        object_repr=supplier.name,
+        extra={},
+    )
 
 
 # ------------------------------------------------------------------------------------------ imports

@@ -1,5 +1,6 @@
 """EOMS_MODE=production refuses insecure settings at startup: the settings are loaded in a fresh process."""
 
+import base64
 import os
 import subprocess
 import sys
@@ -8,6 +9,8 @@ import pytest
 
 GOOD_SECRET = "s" * 30 + "-0123456789abcdef"  # 47 characters
 GOOD_AUDIT = "a" * 30 + "-fedcba9876543210"
+GOOD_FIELD_KEYS = "k2:" + base64.b64encode(b"2" * 32).decode() + ",k1:" + base64.b64encode(b"1" * 32).decode()
+GOOD_INDEX_KEY = base64.b64encode(b"i" * 32).decode()
 PRINT_SETTINGS = (
     "import django; django.setup(); from django.conf import settings as s; "
     "print(s.DEBUG, s.SECURE_HSTS_SECONDS, s.SECURE_PROXY_SSL_HEADER, s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE, "
@@ -24,6 +27,8 @@ def _start(tmp_path, **overrides) -> subprocess.CompletedProcess:
             "EOMS_MODE": "production",
             "EOMS_SECRET_KEY": GOOD_SECRET,
             "EOMS_AUDIT_KEY": GOOD_AUDIT,
+            "EOMS_FIELD_KEYS": GOOD_FIELD_KEYS,
+            "EOMS_BLIND_INDEX_KEY": GOOD_INDEX_KEY,
             "EOMS_ALLOWED_HOSTS": "eoms.example.com",
             "DATABASE_URL": "postgres://eoms:pw@db.example.com:5432/eoms",
         }
@@ -88,6 +93,32 @@ def test_every_problem_is_listed_at_once(tmp_path):
         "  - DATABASE_URL",
         "  - EOMS_ALLOWED_HOSTS",
     ]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "messages"),
+    [
+        ({"EOMS_FIELD_KEYS": None}, ["EOMS_FIELD_KEYS is not set"]),
+        ({"EOMS_BLIND_INDEX_KEY": None}, ["EOMS_BLIND_INDEX_KEY is not set"]),
+        (
+            {"EOMS_FIELD_KEYS": None, "EOMS_BLIND_INDEX_KEY": None},
+            ["EOMS_FIELD_KEYS is not set", "EOMS_BLIND_INDEX_KEY"],
+        ),
+        ({"EOMS_FIELD_KEYS": "k1:" + base64.b64encode(b"short").decode()}, ["has 5 bytes; AES-256 needs 32"]),
+        ({"EOMS_FIELD_KEYS": "k1"}, ["EOMS_FIELD_KEYS is malformed"]),
+        ({"EOMS_BLIND_INDEX_KEY": "not base64!"}, ["EOMS_BLIND_INDEX_KEY is malformed"]),
+        ({"EOMS_BLIND_INDEX_KEY": base64.b64encode(b"2" * 32).decode()}, ["EOMS_BLIND_INDEX_KEY equals a key"]),
+    ],
+)
+def test_production_refuses_missing_or_bad_field_encryption_keys(tmp_path, overrides, messages):
+    # ASVS V13.3.1 (key material comes from the environment, never the source; production refuses to run without it)
+    result = _start(tmp_path, **overrides)
+    assert result.returncode == 1
+    assert "EOMS_MODE=production refuses to start without field-encryption keys" in result.stderr
+    for message in messages:
+        assert message in result.stderr
+    assert result.stderr.count("\n  - ") == len(messages)
+    assert not (tmp_path / "field_keys").exists()
 
 
 def test_development_mode_keeps_its_defaults(tmp_path):

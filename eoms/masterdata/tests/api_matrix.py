@@ -190,3 +190,18 @@ ENDPOINTS = {
         "expect": expect(200, ADMIN_ONLY, outsider=403),
     },
 }
+
+
+# Reveal of encrypted values: administrators and finance only (ASVS V8.2.1), each one audited.
+REVEALERS = {"admin", "finance"}
+ENDPOINTS[("POST", f"{BASE}/customers/{{customer_id}}/reveal")] = {
+    "request": lambda w: {
+        "path": f"{BASE}/customers/{w.project.customer_id}/reveal",
+        "json": {"field": "id_card_number"},
+    },
+    "expect": expect(200, REVEALERS, outsider=403),
+}
+ENDPOINTS[("POST", f"{BASE}/suppliers/{{supplier_id}}/reveal")] = {
+    "request": lambda w: {"path": f"{BASE}/suppliers/{SupplierFactory().id}/reveal", "json": {"field": "bank_account"}},
+    "expect": expect(200, REVEALERS, outsider=403),
+}

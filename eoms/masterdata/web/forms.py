@@ -8,7 +8,7 @@ from django.utils.translation import gettext_lazy as _
 from eoms.accounts.roles import ProjectRole, Role
 from eoms.accounts.selectors import list_users, users_with_role
 
-from .. import policies, selectors
+from .. import policies, selectors, sensitive
 from ..imports import MAX_IMPORT_BYTES
 from ..models import CustomerGrade, Region, SupplierKind
 from ..services import MAX_CONTACTS
@@ -75,8 +75,12 @@ class _EditableMixin:
     def _setup_instance(self, instance):
         if instance is not None:
             self.fields["version"] = forms.IntegerField(widget=forms.HiddenInput, initial=instance.version)
+            encrypted = getattr(instance, "encrypted_fields", ())
             for name in self.fields:
-                if name != "version" and hasattr(instance, name):
+                if name in encrypted:
+                    # Only administrators edit master data, and they may see these values in clear.
+                    self.initial.setdefault(name, sensitive.clear(instance, name))
+                elif name != "version" and hasattr(instance, name):
                     value = getattr(instance, name)
                     self.initial.setdefault(name, value.pk if hasattr(value, "pk") else value)
 
@@ -94,6 +98,9 @@ class CustomerForm(_EditableMixin, TablerForm):
     address = _text(_("Address"), 300)
     notes = forms.CharField(
         label=_("Notes"), required=False, max_length=5000, widget=forms.Textarea(attrs={**_TEXT, "rows": 3})
+    )
+    id_card_number = _text(
+        _("ID card number"), 40, autocomplete="off", spellcheck="false", placeholder="11010519491231002X"
     )
 
     def __init__(self, *args, instance=None, **kwargs):
@@ -200,6 +207,7 @@ class SupplierForm(_EditableMixin, TablerForm):
     region = _region_field()
     contact_name = _text(_("Contact"), 100)
     contact_phone = _mobile_field(_("Contact mobile"))
+    bank_account = _text(_("Bank account number"), 40, autocomplete="off", inputmode="numeric")
     qualification = _text(_("Qualification"), 200)
     is_active = forms.BooleanField(
         label=_("Active"), required=False, widget=forms.CheckboxInput(attrs={"class": "form-check-input"})

@@ -24,8 +24,10 @@ urlpatterns = [
     path("customers/<uuid:customer_id>/", views.customer_detail, name="customer_detail"),
     path("customers/<uuid:customer_id>/edit/", views.customer_edit, name="customer_edit"),
     path("customers/<uuid:customer_id>/delete/", views.customer_delete, name="customer_delete"),
+    path("customers/<uuid:customer_id>/reveal/", views.customer_reveal, name="customer_reveal"),
     path("suppliers/", views.supplier_list, name="suppliers"),
     path("suppliers/new/", views.supplier_create, name="supplier_create"),
     path("suppliers/<uuid:supplier_id>/", views.supplier_detail, name="supplier_detail"),
     path("suppliers/<uuid:supplier_id>/edit/", views.supplier_edit, name="supplier_edit"),
+    path("suppliers/<uuid:supplier_id>/reveal/", views.supplier_reveal, name="supplier_reveal"),
 ]

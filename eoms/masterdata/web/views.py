@@ -9,6 +9,7 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.http import urlencode
 from django.utils.translation import gettext as _
@@ -16,7 +17,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from eoms.core.errors import DomainError, NotFound, PermissionDenied, ValidationFailed
 
-from .. import imports, policies, selectors, services
+from .. import imports, policies, selectors, sensitive, services
 from ..errors import StaleMasterData
 from ..models import Region, SupplierKind
 from .forms import (
@@ -45,12 +46,14 @@ __all__ = [
     "customer_create",
     "customer_edit",
     "customer_delete",
+    "customer_reveal",
     "customer_import",
     "customer_template",
     "supplier_list",
     "supplier_detail",
     "supplier_create",
     "supplier_edit",
+    "supplier_reveal",
     "project_types",
 ]
 
@@ -318,17 +321,58 @@ def customer_list(request):
 @require_GET
 def customer_detail(request, customer_id):
     customer = _fetch(selectors.access_customer, request.user, customer_id)
-    return render(
+    return _customer_page(request, customer)
+
+
+def _customer_page(request, customer, revealed: dict | None = None):
+    """The customer page; encrypted values masked unless just revealed (key: field or contact id)."""
+    revealed = revealed or {}
+    contacts = list(customer.contacts.order_by("created_at", "id"))
+    for contact in contacts:
+        contact.phone_shown = revealed.get(str(contact.id)) or sensitive.masked(contact, "phone")
+        contact.phone_revealed = str(contact.id) in revealed
+    response = render(
         request,
         "masterdata/customer_detail.html",
         {
             "customer": customer,
-            "contacts": customer.contacts.order_by("created_at", "id"),
+            "id_card_shown": revealed.get("id_card_number") or sensitive.masked(customer, "id_card_number"),
+            "id_card_revealed": "id_card_number" in revealed,
+            "contacts": contacts,
             "projects": selectors.list_customer_projects(actor=request.user, customer=customer),
             "can_edit": policies.can_edit_customer(request.user),
             "can_delete": policies.can_delete_customer(request.user),
+            "can_reveal": policies.can_reveal_sensitive(request.user),
         },
     )
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def _revealed_fragment(value: str) -> HttpResponse:
+    response = render_to_string("masterdata/_revealed.html", {"value": value})
+    return HttpResponse(response, headers={"Cache-Control": "no-store"})
+
+
+@login_required
+@require_POST
+def customer_reveal(request, customer_id):
+    """Show an ID card number or a contact's mobile in clear (administrator or finance; audited). With
+    HTMX the clear value replaces the button; without, the page comes back with it shown."""
+    customer = _fetch(selectors.access_customer, request.user, customer_id)
+    field, contact_id = request.POST.get("field", ""), request.POST.get("contact_id") or None
+    try:
+        value = services.reveal_customer_value(
+            actor=request.user, customer_id=customer.id, field=field, contact_id=contact_id
+        )
+    except DomainError as exc:
+        if isinstance(exc, ValidationFailed):
+            return HttpResponse(status=400)
+        _domain_error(request, exc)
+        return redirect("masterdata:customer_detail", customer_id=customer.id)
+    if request.headers.get("HX-Request"):
+        return _revealed_fragment(value)
+    return _customer_page(request, customer, {contact_id if field == "phone" else field: value})
 
 
 @login_required
@@ -358,7 +402,7 @@ def customer_edit(request, customer_id):
     _deny_unless(policies.can_edit_customer(request.user))
     form = CustomerForm(request.POST or None, instance=customer)
     initial = [
-        {"name": c.name, "title": c.title, "phone": c.phone, "email": c.email}
+        {"name": c.name, "title": c.title, "phone": sensitive.clear(c, "phone"), "email": c.email}
         for c in customer.contacts.order_by("created_at", "id")
     ]
     formset = ContactFormSet(request.POST or None, prefix="contacts", initial=initial)
@@ -438,6 +482,8 @@ def supplier_list(request):
         actor=request.user, search=filters["q"], kind=filters["kind"], region=filters["region"]
     )
     context = _list_context(request, qs, filters)
+    for supplier in context["page_obj"]:
+        supplier.contact_phone_masked = sensitive.masked(supplier, "contact_phone")
     context.update(
         regions=Region.choices, kinds=SupplierKind.choices, can_create=policies.can_edit_supplier(request.user)
     )
@@ -448,11 +494,43 @@ def supplier_list(request):
 @require_GET
 def supplier_detail(request, supplier_id):
     supplier = _fetch(selectors.access_supplier, request.user, supplier_id)
-    return render(
+    return _supplier_page(request, supplier)
+
+
+def _supplier_page(request, supplier, revealed: dict | None = None):
+    revealed = revealed or {}
+    shown = {f: revealed.get(f) or sensitive.masked(supplier, f) for f in services.SUPPLIER_SENSITIVE}
+    response = render(
         request,
         "masterdata/supplier_detail.html",
-        {"supplier": supplier, "can_edit": policies.can_edit_supplier(request.user)},
+        {
+            "supplier": supplier,
+            "shown": shown,
+            "revealed": revealed,
+            "can_edit": policies.can_edit_supplier(request.user),
+            "can_reveal": policies.can_reveal_sensitive(request.user),
+        },
     )
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@login_required
+@require_POST
+def supplier_reveal(request, supplier_id):
+    """Show a supplier's contact mobile or bank account number in clear (administrator or finance; audited)."""
+    supplier = _fetch(selectors.access_supplier, request.user, supplier_id)
+    field = request.POST.get("field", "")
+    try:
+        value = services.reveal_supplier_value(actor=request.user, supplier_id=supplier.id, field=field)
+    except DomainError as exc:
+        if isinstance(exc, ValidationFailed):
+            return HttpResponse(status=400)
+        _domain_error(request, exc)
+        return redirect("masterdata:supplier_detail", supplier_id=supplier.id)
+    if request.headers.get("HX-Request"):
+        return _revealed_fragment(value)
+    return _supplier_page(request, supplier, {field: value})
 
 
 @login_required
