@@ -20,7 +20,8 @@ WEB_LABELS = {"app.kubernetes.io/name": "eoms", "app.kubernetes.io/component": "
 WORKER_LABELS = {"app.kubernetes.io/name": "eoms", "app.kubernetes.io/component": "worker"}
 BEAT_LABELS = {"app.kubernetes.io/name": "eoms", "app.kubernetes.io/component": "beat"}
 METRICS_PORT = 9102  # `--metrics-port` of the relay and the workers (eoms.core.process_metrics)
-SECRET_KEYS = {"EOMS_SECRET_KEY", "EOMS_AUDIT_KEY", "EOMS_METRICS_TOKEN", "DATABASE_URL", "REDIS_URL", "BROKER_URL"}
+KEYS = ("EOMS_SECRET_KEY", "EOMS_AUDIT_KEY", "EOMS_FIELD_KEYS", "EOMS_BLIND_INDEX_KEY", "EOMS_METRICS_TOKEN")
+SECRET_KEYS = {*KEYS, "DATABASE_URL", "REDIS_URL", "BROKER_URL"}
 
 
 def _docs(path: Path) -> list[dict]:
@@ -349,7 +350,7 @@ def test_no_secret_with_real_values_is_committed():
     assert "data" not in example
     values = example["stringData"]
     assert set(values) == SECRET_KEYS
-    for key in ("EOMS_SECRET_KEY", "EOMS_AUDIT_KEY", "EOMS_METRICS_TOKEN"):
+    for key in KEYS:
         assert values[key] == "REPLACE_ME"
     for key in ("DATABASE_URL", "REDIS_URL", "BROKER_URL"):
         assert urlsplit(values[key]).password in (None, "REPLACE_ME"), key
@@ -429,7 +430,7 @@ def test_compose_takes_secrets_only_from_the_environment(compose):
         env = compose["services"][name]["environment"]
         assert env["EOMS_MODE"] == "production"
         assert env["EOMS_RELAY_IN_PROCESS"] == "false"
-        for key in ("EOMS_SECRET_KEY", "EOMS_AUDIT_KEY", "EOMS_METRICS_TOKEN"):
+        for key in KEYS:
             assert required.fullmatch(env[key]).group(1) == key
         for key in ("DATABASE_URL", "BROKER_URL"):
             (password,) = re.findall(r"^\w+://eoms:(.+?)@[\w.-]+:\d+/", env[key])
