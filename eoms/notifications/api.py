@@ -124,17 +124,23 @@ class PreferencesOut(Schema):
     )
     quiet_from: time | None = Field(description="Start of the quiet hours in the company's time zone, or none")
     quiet_until: time | None
+    email_digest: bool = Field(description="Email comes as one digest a day instead of one message per notification")
     version: int
 
 
 class PreferencesIn(Schema):
     channels: dict[str, dict[str, bool]] = Field(
         default_factory=dict,
-        description="Per kind (task_assigned, task_decided, approval_completed, cc_received, order_transitioned), "
+        description="Per kind (" + ", ".join(NotificationKind.values) + "), "
         "{channel: on}; kinds and channels left out keep their current setting",
     )
     quiet_from: time | None = Field(None, description="Give both, or neither for no quiet hours")
     quiet_until: time | None = None
+    email_digest: bool | None = Field(
+        None,
+        description="One email a day (at the site's digest hour) with the day's notifications instead of one "
+        "email each; left out keeps the current choice",
+    )
 
 
 def preferences_out(p: NotificationPreferences) -> dict:
@@ -142,6 +148,7 @@ def preferences_out(p: NotificationPreferences) -> dict:
         "channels": {kind: {c: p.wants(kind, c) for c in OUTSIDE_CHANNELS} for kind in NotificationKind.values},
         "quiet_from": p.quiet_from,
         "quiet_until": p.quiet_until,
+        "email_digest": p.email_digest,
         "version": p.version,
     }
 
@@ -169,5 +176,6 @@ def put_preferences(request: HttpRequest, payload: PreferencesIn):
             channels=payload.channels,
             quiet_from=payload.quiet_from,
             quiet_until=payload.quiet_until,
+            email_digest=payload.email_digest,
         )
     )

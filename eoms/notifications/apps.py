@@ -14,11 +14,17 @@ class NotificationsConfig(AppConfig):
         from . import handlers  # noqa: F401 (registers the event handlers with the relay)
         from .channels import enabled_channels
         from .context_processors import NotificationNav
-        from .services import send_deliveries
+        from .reminders import remind_stage_deadlines
+        from .services import send_deliveries, send_digests
 
         register_nav("notification_nav", NotificationNav)
+        # Stage deadlines near and past: in-app at least, so always; one reminder per deadline,
+        # recipient and channel however often it runs (reminders.py).
+        periodic.register("notifications.stage_deadlines", remind_stage_deadlines, every=300)
         if enabled_channels():
             # Deliveries whose quiet hours ended, retries, and any left by a process that died
             # before sending; idempotent (each row is claimed by a compare-and-set). Without an
             # outside channel configured (no EOMS_EMAIL_HOST…) there is nothing to send.
             periodic.register("notifications.deliveries", send_deliveries, every=30)
+            # The daily email digests, once the day's digest hour has come; one per user and day.
+            periodic.register("notifications.digests", send_digests, every=300)

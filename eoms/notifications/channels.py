@@ -95,7 +95,46 @@ class EmailChannel:
         return message
 
     def send(self, delivery: Delivery) -> None:
-        message = self.compose(delivery)
+        self._send(self.compose(delivery))
+
+    def compose_digest(self, digest, notifications) -> EmailMultiAlternatives:
+        """One email listing `notifications` (a user's daily digest), each with its link."""
+        from .services import language_of
+
+        user = digest.recipient
+        with translation.override(language_of(user)):
+            items = [{"notification": n, "link": absolute(n.url)} for n in notifications]
+            context = {
+                "user": user,
+                "name": user.display_name or user.username,
+                "items": items,
+                "count": len(items),
+                "day": digest.day.isoformat(),
+                "settings_link": absolute(reverse("notifications:preferences")),
+                "site": settings.PUBLIC_URL,
+            }
+            subject = translation.ngettext(
+                "EOMS daily digest %(day)s: %(count)s notification",
+                "EOMS daily digest %(day)s: %(count)s notifications",
+                len(items),
+            ) % {"day": context["day"], "count": len(items)}
+            text = render_to_string("notifications/email/digest.txt", context)
+            html = render_to_string("notifications/email/digest.html", context)
+        host = urlsplit(settings.PUBLIC_URL).hostname or "eoms"
+        message = EmailMultiAlternatives(
+            subject=subject,
+            body=text,
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            to=[digest.address],
+            headers={"Message-ID": f"<digest-{digest.pk}@{host}>", "Auto-Submitted": "auto-generated"},
+        )
+        message.attach_alternative(html, "text/html")
+        return message
+
+    def send_digest(self, digest, notifications) -> None:
+        self._send(self.compose_digest(digest, notifications))
+
+    def _send(self, message) -> None:
         with get_connection(fail_silently=False) as connection:
             sent = connection.send_messages([message])
         if sent != 1:

@@ -8,13 +8,19 @@ same handlers run in-process in embedded mode and in `eoms worker` with a broker
 - approvals.approval_completed: the initiator;
 - approvals.cc_sent: each user copied;
 - orders.order_transitioned: the order's new stage owner and the project's managers, not whoever
-  made the change.
+  made the change;
+- approvals.approval_withdrawn: the assignees whose tasks were still waiting for them (as told of
+  them by task_created), not whoever withdrew it;
+- approvals.step_timed_out: the approval's initiator, saying what the flow's rule did;
+- webhooks.subscription_paused: the webhook's owner.
+(Stage deadlines near and past have no event: reminders.py, a periodic job.)
 
 A notification names the object by its number and title as the event carries them, its state and
 who acted; never amounts, comments, attachments or encrypted fields.
 """
 
 import uuid
+from urllib.parse import urlsplit
 
 from django.contrib.auth import get_user_model
 from django.urls import NoReverseMatch, reverse
@@ -39,6 +45,9 @@ __all__ = [
     "on_approval_completed",
     "on_cc_sent",
     "on_order_transitioned",
+    "on_approval_withdrawn",
+    "on_step_timed_out",
+    "on_subscription_paused",
 ]
 
 
@@ -243,3 +252,81 @@ def _state(value: str) -> str:
         return str(OrderState(value).label)
     except ValueError:
         return value
+
+
+@handles("approvals.approval_withdrawn", name="notifications.approval_withdrawn")
+def on_approval_withdrawn(message) -> None:
+    p = message.payload
+    instance = instances_of(p["subject_type"], p["subject_id"]).filter(pk=p["instance_id"]).first()
+    if instance is None or instance.finished_at is None:
+        return
+    # The tasks the withdrawal closed (closed at the moment it ended the instance); of those, the
+    # ones whose assignee was told of them (pending ones: waiting tasks were never announced).
+    closed = instance.tasks.filter(state="cancelled", decided_at=instance.finished_at).values_list("pk", flat=True)
+    assignees = _assignees(list(closed))
+    actor = _user(message.actor_id)
+    recipients = [u for u in assignees if actor is None or u.pk != actor.pk]
+    url = _subject_url(p)
+
+    def render(user) -> Rendered:
+        values = {"subject": p["subject_repr"], "user": _name(actor)}
+        return Rendered(
+            _("Withdrawn: %(subject)s") % values,
+            _("%(user)s withdrew the approval of %(subject)s; it no longer needs your decision.") % values,
+            url,
+        )
+
+    notify(message=message, recipients=recipients, kind=NotificationKind.APPROVAL_WITHDRAWN, render=render)
+
+
+def _step_name(payload: dict) -> str:
+    instance = instances_of(payload["subject_type"], payload["subject_id"]).filter(pk=payload["instance_id"]).first()
+    step = instance.steps.filter(node_id=payload["node_id"]).order_by("-started_at").first() if instance else None
+    return step.node_name if step is not None else payload["node_id"]
+
+
+@handles("approvals.step_timed_out", name="notifications.step_timed_out")
+def on_step_timed_out(message) -> None:
+    p = message.payload
+    initiator = _initiator(p)
+    url = _subject_url(p)
+    step = _step_name(p)
+
+    def render(user) -> Rendered:
+        values = {"subject": p["subject_repr"], "step": step}
+        outcomes = {
+            "approve": _("The step “%(step)s” of %(subject)s timed out and was approved automatically."),
+            "reject": _("The step “%(step)s” of %(subject)s timed out and was rejected automatically."),
+            "escalate": _("The step “%(step)s” of %(subject)s timed out and was escalated to the manager."),
+        }
+        body = outcomes.get(
+            p["action"], _("The step “%(step)s” of %(subject)s timed out; its approvers were reminded.")
+        )
+        return Rendered(_("Timed out: %(subject)s") % values, body % values, url)
+
+    notify(message=message, recipients=[initiator], kind=NotificationKind.APPROVAL_TIMED_OUT, render=render)
+
+
+@handles("webhooks.subscription_paused", name="notifications.subscription_paused")
+def on_subscription_paused(message) -> None:
+    p = message.payload
+    owner = _user(p["owner_id"])
+    try:
+        url = reverse("webhooks:detail", args=[p["id"]])
+    except NoReverseMatch:
+        url = ""
+
+    def render(user) -> Rendered:
+        # The target's host only: its path or query may hold a receiver's token.
+        values = {"target": urlsplit(p["target_url"]).hostname or "", "count": p["consecutive_failures"]}
+        return Rendered(
+            _("Webhook paused: %(target)s") % values,
+            _(
+                "Your webhook to %(target)s was paused: its deliveries kept failing (%(count)s in a row). "
+                "Fix the receiver, then resume it: the deliveries waiting go out then."
+            )
+            % values,
+            url,
+        )
+
+    notify(message=message, recipients=[owner], kind=NotificationKind.WEBHOOK_PAUSED, render=render)

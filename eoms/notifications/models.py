@@ -26,6 +26,7 @@ __all__ = [
     "DeliveryState",
     "Delivery",
     "NotificationPreferences",
+    "Digest",
 ]
 
 
@@ -36,6 +37,11 @@ class NotificationKind(models.TextChoices):
     APPROVAL_COMPLETED = "approval_completed", _("My approval finished")
     CC_RECEIVED = "cc_received", _("Approval copied to me")
     ORDER_TRANSITIONED = "order_transitioned", _("Order changed stage")
+    STAGE_DEADLINE_NEAR = "stage_deadline_near", _("An order's stage deadline is near")
+    STAGE_OVERDUE = "stage_overdue", _("An order is past its stage deadline")
+    APPROVAL_WITHDRAWN = "approval_withdrawn", _("An approval waiting for me was withdrawn")
+    APPROVAL_TIMED_OUT = "approval_timed_out", _("A step of my approval timed out")
+    WEBHOOK_PAUSED = "webhook_paused", _("My webhook was paused")
 
 
 class Channel(models.TextChoices):
@@ -55,6 +61,11 @@ OFF_BY_DEFAULT = {
             NotificationKind.APPROVAL_COMPLETED,
             NotificationKind.CC_RECEIVED,
             NotificationKind.ORDER_TRANSITIONED,
+            NotificationKind.STAGE_DEADLINE_NEAR,
+            NotificationKind.STAGE_OVERDUE,
+            NotificationKind.APPROVAL_WITHDRAWN,
+            NotificationKind.APPROVAL_TIMED_OUT,
+            NotificationKind.WEBHOOK_PAUSED,
         }
     )
 }
@@ -95,6 +106,7 @@ class DeliveryState(models.TextChoices):
     SENDING = "sending", _("Sending")
     SENT = "sent", _("Sent")
     FAILED = "failed", _("Failed")
+    DIGEST = "digest", _("Waiting for the daily digest")
 
 
 class Delivery(models.Model):
@@ -102,7 +114,9 @@ class Delivery(models.Model):
     the end of the recipient's quiet hours, or a retry's backoff); a sender claims a row by moving
     it PENDING→SENDING (compare-and-set), so two senders never send one row. A failed attempt goes
     back to PENDING with a later `due_at`, up to NOTIFY_MAX_ATTEMPTS, then FAILED (shown to
-    administrators in the back office). `address` is the destination when the row was made."""
+    administrators in the back office). `address` is the destination when the row was made.
+    An email to a user who chose the daily digest is a DIGEST row instead: never sent on its own,
+    it goes out in that day's Digest (`digest`), then SENT with it."""
 
     id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
     notification = models.ForeignKey(Notification, on_delete=models.CASCADE, related_name="deliveries")
@@ -121,6 +135,9 @@ class Delivery(models.Model):
     sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
     last_error = models.TextField(_("error"), blank=True)
     created_at = models.DateTimeField(_("created at"))
+    digest = models.ForeignKey(
+        "Digest", null=True, blank=True, on_delete=models.SET_NULL, related_name="deliveries", verbose_name=_("digest")
+    )
 
     class Meta:
         ordering = ["created_at"]
@@ -139,8 +156,9 @@ class NotificationPreferences(models.Model):
     kind or channel not named there has its default, OFF_BY_DEFAULT; the in-app inbox is always
     on), and quiet hours in the company's time zone (TIME_ZONE) during which nothing is sent
     outside: what falls in them is sent when they end. `quiet_from` == `quiet_until`, or either
-    empty, means none; a window may span midnight (22:00–07:00). Written only by
-    services.set_notification_preferences (audited)."""
+    empty, means none; a window may span midnight (22:00–07:00). `email_digest`: email comes once
+    a day as one digest instead of one message per notification (the inbox and the other channels
+    are unaffected). Written only by services.set_notification_preferences (audited)."""
 
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL,
@@ -152,6 +170,7 @@ class NotificationPreferences(models.Model):
     channels = models.JSONField(_("channels"), default=dict, blank=True)
     quiet_from = models.TimeField(_("quiet from"), null=True, blank=True)
     quiet_until = models.TimeField(_("quiet until"), null=True, blank=True)
+    email_digest = models.BooleanField(_("daily email digest"), default=False)
     version = models.PositiveIntegerField(default=1)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
@@ -184,3 +203,35 @@ class NotificationPreferences(models.Model):
             return None
         day = local.date() if now < end else local.date() + timedelta(days=1)
         return timezone.make_aware(datetime.combine(day, end), local.tzinfo)
+
+
+class Digest(models.Model):
+    """One user's daily email digest: the email notifications they chose to receive once a day,
+    made before that day's digest hour (EOMS_NOTIFY_DIGEST_HOUR, company time zone) and not in an
+    earlier digest. Unique per (recipient, day): however often the job runs, one email a day.
+    Claimed for sending by a compare-and-set PENDING→SENDING; retried like a delivery (`due_at`)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
+    recipient = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", verbose_name=_("recipient")
+    )
+    day = models.DateField(_("day"))
+    address = models.CharField(_("address"), max_length=254)
+    state = models.CharField(
+        _("state"), max_length=10, choices=DeliveryState.choices, default=DeliveryState.PENDING, db_index=True
+    )
+    due_at = models.DateTimeField(_("due at"), db_index=True)
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
+    last_error = models.TextField(_("error"), blank=True)
+    created_at = models.DateTimeField(_("created at"))
+
+    class Meta:
+        ordering = ["-day"]
+        constraints = [models.UniqueConstraint(fields=["recipient", "day"], name="digest_once_per_day")]
+        verbose_name = _("daily digest")
+        verbose_name_plural = _("daily digests")
+
+    def __str__(self):
+        return f"{self.recipient_id} {self.day} ({self.state})"

@@ -11,10 +11,10 @@ no audit entry and no event (it would double the audit chain's size for nothing 
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
@@ -25,8 +25,9 @@ from eoms.core import audit
 from eoms.core.errors import PermissionDenied
 
 from .channels import CHANNELS, enabled_channels
+from .conf import digest_hour
 from .errors import PreferencesInvalid
-from .models import Channel, Delivery, DeliveryState, Notification, NotificationKind, NotificationPreferences
+from .models import Channel, Delivery, DeliveryState, Digest, Notification, NotificationKind, NotificationPreferences
 from .selectors import access_notification, get_notification_preferences, list_notifications, preferences_of
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "language_of",
     "notify",
     "send_deliveries",
+    "send_digests",
     "retry_deliveries",
     "set_notification_preferences",
     "mark_notification_read",
@@ -114,7 +116,7 @@ def notify(*, message, recipients, kind: str, render: Callable[[object], Rendere
 
 def _deliveries_for(notifications: list[Notification], *, now) -> list[Delivery]:
     """One delivery per channel the recipient wants for this kind and has an address on, due now
-    or when their quiet hours end."""
+    or when their quiet hours end; an email to a user who chose the daily digest waits for it."""
     channels = enabled_channels()
     if not channels or not notifications:
         return []
@@ -128,6 +130,7 @@ def _deliveries_for(notifications: list[Notification], *, now) -> list[Delivery]
             address = channel.address_of(user)
             if not address or not wants.wants(notification.kind, name):
                 continue
+            digest = name == Channel.EMAIL and wants.email_digest
             deliveries.append(
                 Delivery(
                     notification=notification,
@@ -135,6 +138,7 @@ def _deliveries_for(notifications: list[Notification], *, now) -> list[Delivery]
                     recipient=user,
                     channel=name,
                     address=address[:254],
+                    state=DeliveryState.DIGEST if digest else DeliveryState.PENDING,
                     due_at=due_at,
                     created_at=now,
                 )
@@ -193,6 +197,89 @@ def _send_one(pk) -> str:
     return "sent"
 
 
+def digest_cutoff(day) -> datetime:
+    """When the digest of `day` (a date in the company's time zone) is due: its digest hour."""
+    return timezone.make_aware(datetime.combine(day, time(digest_hour())))
+
+
+def send_digests(*, limit: int = 200) -> dict[str, int]:
+    """The daily email digests, from the digest hour on (EOMS_NOTIFY_DIGEST_HOUR, company time
+    zone): each user with email notifications waiting for a digest, made before today's digest
+    hour, gets one Digest row for today (unique per user and day) taking them, then one email
+    with them; sent, the digest and its deliveries are SENT. A failed email is retried with the
+    deliveries' backoff, up to NOTIFY_MAX_ATTEMPTS. Idempotent: run twice, from two processes or
+    again later the same day, it sends each user one digest a day. Never raises (a periodic job).
+    Counts of digests sent, retried, failed and skipped (taken by another sender)."""
+    counts = {"sent": 0, "retry": 0, "failed": 0, "skipped": 0}
+    try:
+        now = timezone.now()
+        today = timezone.localdate(now)
+        cutoff = digest_cutoff(today)
+        if now >= cutoff:
+            _gather_digests(today, cutoff, now)
+        Digest.objects.filter(state=DeliveryState.SENDING, claimed_at__lt=now - STALE_SENDING).update(
+            state=DeliveryState.PENDING
+        )
+        due = Digest.objects.filter(state=DeliveryState.PENDING, due_at__lte=now)
+        for pk in list(due.order_by("day", "created_at").values_list("pk", flat=True)[:limit]):
+            counts[_send_digest(pk)] += 1
+    except Exception:
+        log.exception("sending digests failed")
+    return counts
+
+
+def _gather_digests(day, cutoff, now) -> None:
+    waiting = Delivery.objects.filter(
+        state=DeliveryState.DIGEST, channel=Channel.EMAIL, digest__isnull=True, created_at__lt=cutoff
+    )
+    for user_id in list(waiting.values_list("recipient_id", flat=True).distinct()):
+        with transaction.atomic():
+            digest = Digest.objects.select_for_update().filter(recipient_id=user_id, day=day).first()
+            if digest is None:
+                address = waiting.filter(recipient_id=user_id).order_by("-created_at").values_list("address", flat=True)
+                try:
+                    with transaction.atomic():
+                        digest = Digest.objects.create(
+                            recipient_id=user_id, day=day, address=address.first() or "", due_at=now, created_at=now
+                        )
+                except IntegrityError:
+                    continue  # another process made today's digest of this user at the same moment
+            elif digest.state != DeliveryState.PENDING or digest.attempts:
+                continue  # today's is sent or on its way (row locked above): the rest wait for tomorrow's
+            waiting.filter(recipient_id=user_id).update(digest=digest)
+
+
+def _send_digest(pk) -> str:
+    claimed = Digest.objects.filter(pk=pk, state=DeliveryState.PENDING).update(
+        state=DeliveryState.SENDING, claimed_at=timezone.now(), attempts=F("attempts") + 1
+    )
+    if not claimed:
+        return "skipped"
+    digest = Digest.objects.select_related("recipient").get(pk=pk)
+    notifications = list(Notification.objects.filter(deliveries__digest=digest).order_by("created_at", "id").distinct())
+    if not notifications:
+        Digest.objects.filter(pk=pk).update(state=DeliveryState.SENT, sent_at=timezone.now())
+        return "sent"
+    try:
+        CHANNELS[Channel.EMAIL].send_digest(digest, notifications)
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"[:2000]
+        if digest.attempts >= settings.NOTIFY_MAX_ATTEMPTS:
+            Digest.objects.filter(pk=pk).update(state=DeliveryState.FAILED, last_error=error)
+            Delivery.objects.filter(digest=digest).update(state=DeliveryState.FAILED, last_error=error)
+            log.error("digest %s failed for good: %s", pk, error)
+            return "failed"
+        Digest.objects.filter(pk=pk).update(
+            state=DeliveryState.PENDING, last_error=error, due_at=timezone.now() + _backoff(digest.attempts)
+        )
+        log.warning("digest %s failed (attempt %s): %s", pk, digest.attempts, error)
+        return "retry"
+    sent_at = timezone.now()
+    Digest.objects.filter(pk=pk).update(state=DeliveryState.SENT, sent_at=sent_at, last_error="")
+    Delivery.objects.filter(digest=digest).update(state=DeliveryState.SENT, sent_at=sent_at, attempts=digest.attempts)
+    return "sent"
+
+
 @transaction.atomic
 def retry_deliveries(*, actor, delivery_ids) -> int:
     """An administrator sends FAILED deliveries again (after fixing the mail server, say): back to
@@ -242,10 +329,11 @@ OUTSIDE_CHANNELS = [c.value for c in Channel if c != Channel.IN_APP]
 
 @transaction.atomic
 def set_notification_preferences(
-    *, actor, channels: dict, quiet_from=None, quiet_until=None
+    *, actor, channels: dict, quiet_from=None, quiet_until=None, email_digest: bool | None = None
 ) -> NotificationPreferences:
     """Save the actor's own notification settings: `channels` {kind: {channel: bool}} for the
-    outside channels (the in-app inbox cannot be turned off), quiet hours as two times or none.
+    outside channels (the in-app inbox cannot be turned off), quiet hours as two times or none,
+    and whether email comes as one daily digest (`email_digest`; None keeps the current choice).
     PreferencesInvalid names the field at fault. Audited with what changed; nothing changed, nothing
     written."""
     errors = []
@@ -291,8 +379,11 @@ def set_notification_preferences(
         "channels": {k: {c: preferences.wants(k, c) for c in OUTSIDE_CHANNELS} for k in NotificationKind.values},
         "quiet_from": preferences.quiet_from,
         "quiet_until": preferences.quiet_until,
+        "email_digest": preferences.email_digest,
     }
-    after = {"channels": merged, "quiet_from": quiet_from, "quiet_until": quiet_until}
+    if email_digest is None:
+        email_digest = preferences.email_digest
+    after = {"channels": merged, "quiet_from": quiet_from, "quiet_until": quiet_until, "email_digest": email_digest}
     changes = {}
     for kind in NotificationKind.values:
         for channel in OUTSIDE_CHANNELS:
@@ -301,11 +392,14 @@ def set_notification_preferences(
     for name in ("quiet_from", "quiet_until"):
         if before[name] != after[name]:
             changes[name] = [_time(before[name]), _time(after[name])]
+    if before["email_digest"] != after["email_digest"]:
+        changes["email_digest"] = [before["email_digest"], after["email_digest"]]
     if current is not None and not changes:
         return current
     preferences.channels = merged
     preferences.quiet_from = quiet_from
     preferences.quiet_until = quiet_until
+    preferences.email_digest = bool(email_digest)
     if current is not None:
         preferences.version += 1
     preferences.save()

@@ -222,6 +222,7 @@ def test_the_api_reads_and_changes_my_settings_only(client, world):
         },
         "quiet_from": None,
         "quiet_until": None,
+        "email_digest": False,
         "version": 1,
     }
     response = client.put(

@@ -25,10 +25,20 @@ class PreferencesForm(forms.Form):
         widget=forms.TimeInput(attrs={"type": "time", "class": "form-control"}, format="%H:%M"),
     )
 
+    email_digest = forms.BooleanField(
+        label=_("Send my email as one daily digest"),
+        required=False,
+        widget=forms.CheckboxInput(attrs={"class": "form-check-input", "role": "switch"}),
+    )
+
     def __init__(self, *args, preferences: NotificationPreferences, **kwargs):
         # Email always (the channel everyone has), the others once the site has them configured.
         self.outside = [Channel.EMAIL, *(c for c in enabled_channels() if c != Channel.EMAIL)]
-        initial = {"quiet_from": preferences.quiet_from, "quiet_until": preferences.quiet_until}
+        initial = {
+            "quiet_from": preferences.quiet_from,
+            "quiet_until": preferences.quiet_until,
+            "email_digest": preferences.email_digest,
+        }
         for kind in NotificationKind.values:
             for channel in self.outside:
                 initial[field_name(kind, channel)] = preferences.wants(kind, channel)

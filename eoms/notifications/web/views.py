@@ -16,6 +16,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from eoms.core.errors import DomainError
 
 from .. import selectors, services
+from ..conf import digest_hour
 from ..errors import NotificationNotFound
 from .forms import PreferencesForm
 
@@ -94,6 +95,7 @@ def preferences(request):
                 channels=form.channels(),
                 quiet_from=form.cleaned_data["quiet_from"],
                 quiet_until=form.cleaned_data["quiet_until"],
+                email_digest=form.cleaned_data["email_digest"],
             )
         except DomainError as exc:
             for error in exc.errors:
@@ -110,6 +112,7 @@ def preferences(request):
             "form": form,
             "quiet_fields": [form["quiet_from"], form["quiet_until"]],
             "zone": settings.TIME_ZONE,
+            "digest_hour": f"{digest_hour():02d}:00",
             "has_email": bool(request.user.email),
         },
         status=422 if form.errors else 200,
