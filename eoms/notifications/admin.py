@@ -1,5 +1,5 @@
-"""Back office: deliveries (failed ones first of all) can be searched and sent again; rows are
-written only by the services."""
+"""Back office: deliveries (failed ones first of all) can be searched and sent again; daily digests
+can be looked at; rows are written only by the services."""
 
 from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
@@ -7,10 +7,10 @@ from django.utils.translation import ngettext
 
 from eoms.core.admin import ReadOnlyAdmin
 
-from .models import Delivery, DeliveryState
+from .models import Delivery, DeliveryState, Digest
 from .services import retry_deliveries
 
-__all__ = ["DeliveryAdmin"]
+__all__ = ["DeliveryAdmin", "DigestAdmin"]
 
 
 @admin.register(Delivery)
@@ -33,3 +33,13 @@ class DeliveryAdmin(ReadOnlyAdmin):
             % {"count": count},
             messages.SUCCESS,
         )
+
+
+@admin.register(Digest)
+class DigestAdmin(ReadOnlyAdmin):
+    list_display = ("day", "address", "state", "attempts", "due_at", "sent_at", "last_error")
+    list_filter = ("state",)
+    search_fields = ("address", "last_error")
+    date_hierarchy = "day"
+    ordering = ("-day", "-created_at")
+    show_full_result_count = False

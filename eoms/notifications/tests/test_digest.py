@@ -147,6 +147,22 @@ def test_a_failed_digest_is_retried_and_sent_once(
     assert Digest.objects.count() == 1
 
 
+def test_administrators_see_the_digests(client, world, smtp, digest_user, django_capture_on_commit_callbacks):
+    with time_machine.travel(shanghai(2, 10), tick=False):
+        world.order(OrderState.PENDING_APPROVAL)
+        deliver(django_capture_on_commit_callbacks)
+    with time_machine.travel(shanghai(3, 8), tick=False):
+        send_digests()
+    type(world.admin).objects.filter(pk=world.admin.pk).update(is_staff=True, is_superuser=True)
+    world.admin.refresh_from_db()
+    client.force_login(world.admin)
+    response = client.get("/admin/notifications/digest/")
+    assert response.status_code == 200, response.status_code
+    html = response.content.decode()
+    assert "approver1@example.com" in html
+    assert client.get("/admin/notifications/digest/add/").status_code == 403
+
+
 def test_the_switch_on_the_settings_page(client, world):
     client.force_login(world.pm)
     html = client.get("/notifications/preferences/").content.decode()
