@@ -6,9 +6,8 @@ event, in the handler's transaction (with the relay's ProcessedMessage row, and 
 failed attempt is retried by the periodic job `webhooks.deliveries` with exponential backoff (30 s,
 doubling, at most 1 h apart) up to WEBHOOKS_MAX_ATTEMPTS attempts; then the delivery is FAILED and
 counts against its subscription, which is paused after WEBHOOKS_PAUSE_AFTER such deliveries in a
-row, with an event (webhooks.subscription_paused) and an audit entry. The owner is not sent an in-app
-notification: eoms.notifications has no kind for it (its kinds are a closed list that its API
-validates), so the event is what tells them, and the webhooks page shows the pause and its reason.
+row, with an event (webhooks.subscription_paused) and an audit entry; eoms.notifications hears that
+event and tells the owner, and the webhooks page shows the pause and its reason.
 """
 
 import hashlib
