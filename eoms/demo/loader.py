@@ -776,7 +776,26 @@ def load_demo(*, orders: int = 300, seed: int = 42, anchor: datetime | None = No
         for when, _key, run in steps:
             clock.move_to(when, tick=False)
             run()
+    _deliver_history(plan)
     return _summary(loader, plan, time.monotonic() - started)
+
+
+def _deliver_history(plan: Plan) -> None:
+    """Deliver the demo's events now, in this process (notifications, webhooks), rather than at the
+    first start of `eoms run`, and mark read every notification about an event more than three days
+    before the demo's present: someone signing in sees what waits for them, not a year of history
+    as news. (With a broker, `eoms worker` delivers them instead, and nothing is marked.)"""
+    from eoms.core.models import OutboxMessage
+    from eoms.core.relay import InProcessTransport, relay_once
+    from eoms.notifications.models import Notification
+
+    if settings.BROKER_URL:
+        return
+    transport = InProcessTransport()
+    while relay_once(transport, batch=500):
+        pass
+    old = OutboxMessage.objects.filter(created_at__lt=plan.anchor - timedelta(days=3)).values("message_id")
+    Notification.objects.filter(read_at__isnull=True, message_id__in=old).update(read_at=timezone.now())
 
 
 def _summary(loader: _Loader, plan: Plan, seconds: float) -> DemoSummary:

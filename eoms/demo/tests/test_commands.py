@@ -154,9 +154,17 @@ def _wait_for(predicate, seconds: float):
 
 
 def test_run_serves_pages_and_drains_the_outbox_in_process(demo_dir):
-    status = _eoms(demo_dir, "outbox", "status")
-    backlog = int(status.stdout.split()[1])
-    assert backlog > 100  # every demo write left a message for the relay
+    # The demo delivered its own history; the last 150 messages are made undelivered again (as if
+    # the process had died before the relay came to them): `eoms run` must drain them.
+    assert _eoms(demo_dir, "outbox", "status").stdout.startswith("backlog: 0 ")
+    undo = (
+        "from eoms.core.models import OutboxMessage as M; "
+        "M.objects.filter(pk__in=list(M.objects.order_by('-id').values_list('pk', flat=True)[:150]))"
+        ".update(sent_at=None)"
+    )
+    assert _eoms(demo_dir, "shell", "-c", undo).returncode == 0
+    backlog = int(_eoms(demo_dir, "outbox", "status").stdout.split()[1])
+    assert backlog == 150
     port = _free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "eoms.cli", "run", f"127.0.0.1:{port}"],

@@ -121,6 +121,25 @@ def test_load_demo_writes_a_consistent_company(db):
     assert Attachment.objects.count() == summary.attachments
     assert AuditEntry.objects.count() == summary.audit_entries == OutboxMessage.objects.count()
 
+    # The demo's events are delivered; only notifications about its last three days are unread, and
+    # every pending approval task's assignee has an unread one for it.
+    from eoms.approvals.models import ApprovalTask, TaskState
+    from eoms.notifications.models import Notification
+
+    assert not OutboxMessage.objects.filter(sent_at__isnull=True).exists()
+    recent = set(
+        OutboxMessage.objects.filter(created_at__gte=plan.anchor - timedelta(days=3)).values_list(
+            "message_id", flat=True
+        )
+    )
+    unread = list(Notification.objects.filter(read_at__isnull=True))
+    assert unread and all(n.message_id in recent for n in unread)
+    assert Notification.objects.filter(read_at__isnull=False).exists()
+    waiting = ApprovalTask.objects.filter(state=TaskState.PENDING, created_at__gte=plan.anchor - timedelta(days=3))
+    told = {(n.recipient_id, n.url) for n in unread if n.kind == "task_assigned"}
+    assert waiting.exists()
+    assert all(any(r == t.assignee_id and str(t.pk) in u for r, u in told) for t in waiting)
+
     # Every step happened at its planned time, in order: the chain's times never go back.
     times = list(AuditEntry.objects.order_by("seq").values_list("at", flat=True))
     assert times == sorted(times)
