@@ -6,10 +6,13 @@ workers (the SQLite suite, `make test`), and are skipped under pytest-xdist. Rab
 started again, even when a test fails.
 """
 
+import email
+import email.policy
 import os
 import random
 import re
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -19,11 +22,13 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from aiosmtpd.controller import Controller
 from django.test import Client
 
 from eoms.core import broker, relay
 from eoms.core.consumer import Worker
 from eoms.core.models import OutboxMessage
+from eoms.core.tests.chaos_process import mail_address, mail_token
 from eoms.orders.state import OrderState
 from eoms.testing.broker import BROKER_TEST_URL, queue_depth, use_test_broker
 
@@ -96,10 +101,48 @@ def rabbit():
 EVENTS = 10_000
 KILLS = 20
 RESTARTS_AFTER_KILL = {4, 10, 16}  # the broker goes down and comes back three times along the way
+MAIL_EVERY = 50  # every 50th event is an approval task, which emails its assignee: 200 emails
+MAILS = EVENTS // MAIL_EVERY
+MAIL_HOST = "eoms.chaos.example"  # EOMS_PUBLIC_URL's host: the one of every Message-ID
 
 
-def _env(data_dir: Path, namespace: str) -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "EOMS_RELAY_IN_PROCESS")}
+class MailSink:
+    """What the SMTP server (aiosmtpd, in this process) received, each message as its raw bytes."""
+
+    def __init__(self):
+        self.received: list[bytes] = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.received.append(envelope.original_content or envelope.content)
+        return "250 Message accepted for delivery"
+
+
+@pytest.fixture
+def smtp_server():
+    sink = MailSink()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    controller = Controller(sink, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield sink, port
+    finally:
+        controller.stop()
+
+
+def _env(data_dir: Path, namespace: str, smtp_port: int | None = None) -> dict:
+    dropped = ("DATABASE_URL", "REDIS_URL", "EOMS_RELAY_IN_PROCESS")
+    env = {k: v for k, v in os.environ.items() if k not in dropped and not k.startswith("EOMS_EMAIL_")}
+    if smtp_port is not None:  # notifications send email through the test's SMTP server
+        env.update(
+            EOMS_EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend",
+            EOMS_EMAIL_HOST="127.0.0.1",
+            EOMS_EMAIL_PORT=str(smtp_port),
+            EOMS_EMAIL_TIMEOUT="10",
+            EOMS_EMAIL_FROM="EOMS <eoms@eoms.chaos.example>",
+            EOMS_PUBLIC_URL=f"https://{MAIL_HOST}",
+        )
     env.update(
         EOMS_DATA_DIR=str(data_dir),
         DATABASE_URL=f"sqlite:///{data_dir}/eoms.sqlite3",
@@ -145,11 +188,28 @@ def _wait_for_line(log: Path, text: str, count: int, process: subprocess.Popen, 
         time.sleep(0.05)
 
 
-def test_every_event_delivered_once_while_the_relay_is_killed_and_the_broker_restarted(tmp_path, rabbit):
+def test_every_event_delivered_once_while_the_relay_is_killed_and_the_broker_restarted(tmp_path, rabbit, smtp_server):
+    """10,000 events (200 of them approvals.task_created, each of which calls for one email to its
+    assignee) produced while the relay is SIGKILLed 20 times and RabbitMQ stopped and started 3
+    times; one worker consumes throughout, with the app's handlers, notifications among them.
+
+    Guaranteed, and asserted: every event's handlers ran to completion once (set equality of the
+    produced and the consumed ids; one ProcessedMessage per message and handler), and the SMTP
+    server received exactly one email per task_created event — the set of (token, recipient) equals
+    the expected one, and the raw count of messages received equals the number of distinct
+    Message-IDs and the number of emails called for (no duplicate). A redelivered message (its ack
+    lost with the broker) is skipped by ProcessedMessage before notifications sees it, and email is
+    sent only after the handler's transaction commits, so neither a relay killed mid-publish nor a
+    broker restart sends an email twice. By design the one way an email can arrive twice is a
+    sender killed between the SMTP server's acceptance and recording the delivery as sent: after
+    ten minutes the delivery is sent again, with the same Message-ID (<delivery id@host>); this test
+    kills the relay, which publishes and sends no email, not the worker, so that case cannot occur
+    here and the raw count must equal the distinct one."""
+    sink, smtp_port = smtp_server
     seed = int.from_bytes(os.urandom(4), "big")
     rng = random.Random(seed)
     namespace = f"eomschaos-{uuid.uuid4().hex[:10]}"
-    env = _env(tmp_path, namespace)
+    env = _env(tmp_path, namespace, smtp_port)
     topology = broker.Topology(namespace, 8, 0.2)
     db = tmp_path / "eoms.sqlite3"
     logs = {name: tmp_path / f"{name}.log" for name in ("worker", "relay", "producer")}
@@ -158,7 +218,8 @@ def test_every_event_delivered_once_while_the_relay_is_killed_and_the_broker_res
     started = time.monotonic()
 
     worker = _spawn(env, "eoms.core.tests.chaos_process", "worker", log=logs["worker"])
-    producer = _spawn(env, "eoms.core.tests.chaos_process", "produce", str(EVENTS), "100", "0.4", log=logs["producer"])
+    produce = ["produce", str(EVENTS), "100", "0.4", str(MAIL_EVERY)]
+    producer = _spawn(env, "eoms.core.tests.chaos_process", *produce, log=logs["producer"])
     relay_process = None
     kills = 0
     try:
@@ -183,6 +244,8 @@ def test_every_event_delivered_once_while_the_relay_is_killed_and_the_broker_res
             if (
                 done >= EVENTS
                 and _query(db, "SELECT COUNT(*) FROM core_outboxmessage WHERE sent_at IS NULL")[0][0] == 0
+                and _query(db, "SELECT COUNT(*) FROM notifications_delivery WHERE state != 'sent'")[0][0] == 0
+                and len(sink.received) >= MAILS
             ):
                 break
             assert worker.poll() is None, logs["worker"].read_text()[-3000:]
@@ -202,7 +265,11 @@ def test_every_event_delivered_once_while_the_relay_is_killed_and_the_broker_res
     context = f"seed {seed}, {elapsed:.0f} s; worker log: {logs['worker'].read_text()[-2000:]}"
 
     produced = {
-        row[0] for row in _query(db, "SELECT message_id FROM core_outboxmessage WHERE event_type = 'test.chaos'")
+        row[0]
+        for row in _query(
+            db,
+            "SELECT message_id FROM core_outboxmessage WHERE event_type IN ('test.chaos', 'approvals.task_created')",
+        )
     }
     effects = _query(db, "SELECT message_id FROM chaos_effect")
     consumed = {row[0] for row in effects}
@@ -225,9 +292,30 @@ def test_every_event_delivered_once_while_the_relay_is_killed_and_the_broker_res
     stopped = re.search(r"worker stopped; processed (\d+), failed attempts (\d+)", logs["worker"].read_text())
     assert stopped is not None, context
     assert int(stopped.group(1)) >= EVENTS  # a redelivered message counts again (its handler skips it)
+
+    # No side effect twice: one email per event that calls for one, none other, none twice.
+    tasks = _query(db, "SELECT message_id FROM core_outboxmessage WHERE event_type = 'approvals.task_created'")
+    assert len(tasks) == MAILS
+    assert _query(db, "SELECT COUNT(*) FROM core_processedmessage WHERE handler = 'notifications.task_created'") == [
+        (MAILS,)
+    ]
+    assert _query(db, "SELECT COUNT(*) FROM notifications_notification") == [(MAILS,)]
+    deliveries = _query(db, "SELECT id, address, state, attempts FROM notifications_delivery")
+    assert sorted(state for _, _, state, _ in deliveries) == ["sent"] * MAILS, context
+    assert {attempts for *_, attempts in deliveries} == {1}  # each sent by its first and only attempt
+    received = [email.message_from_bytes(raw, policy=email.policy.default) for raw in sink.received]
+    message_ids = [str(m["Message-ID"]) for m in received]
+    mails = Counter((re.search(r"CHAOS-MAIL-\d{5}", str(m["Subject"])).group(0), str(m["To"])) for m in received)
+    expected = {(mail_token(n), mail_address(n)) for n in range(MAIL_EVERY - 1, EVENTS, MAIL_EVERY)}
+    assert len(expected) == MAILS
+    assert set(mails) == expected
+    assert max(mails.values()) == 1
+    assert len(received) == len(set(message_ids)) == MAILS  # raw count = distinct Message-IDs
+    assert set(message_ids) == {f"<{uuid.UUID(pk)}@{MAIL_HOST}>" for pk, *_ in deliveries}
     print(
         f"\n{EVENTS} events, {kills} relay kills, {rabbit.restarts} broker restarts: {elapsed:.0f} s, "
-        f"{sum(calls.values())} handler calls, seed {seed}"
+        f"{sum(calls.values())} handler calls, {len(received)} emails received "
+        f"({len(set(message_ids))} distinct Message-IDs), seed {seed}"
     )
 
 
