@@ -175,6 +175,14 @@ SESSION_COOKIE_AGE = 60 * 60 * 12
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+# Failed sign-ins (eoms.accounts.throttling), counted in CACHES (Redis when REDIS_URL is set): this many
+# failures for one username within the window lock it, this many from one address block the address,
+# each for EOMS_LOGIN_LOCKOUT_SECONDS.
+LOGIN_MAX_FAILURES_PER_ACCOUNT = env.int("EOMS_LOGIN_MAX_FAILURES_PER_ACCOUNT", default=5)
+LOGIN_MAX_FAILURES_PER_IP = env.int("EOMS_LOGIN_MAX_FAILURES_PER_IP", default=20)
+LOGIN_FAILURE_WINDOW_SECONDS = env.int("EOMS_LOGIN_FAILURE_WINDOW_SECONDS", default=15 * 60)
+LOGIN_LOCKOUT_SECONDS = env.int("EOMS_LOGIN_LOCKOUT_SECONDS", default=15 * 60)
+LOGIN_THROTTLE_KEY_PREFIX = "eoms:login"
 if PRODUCTION:
     from eoms.core.production import refuse_insecure_settings
 

@@ -10,6 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext
 
+from eoms.core import audit
 from eoms.core.errors import PermissionDenied, ValidationFailed
 from eoms.core.events import emit
 from eoms.core.rows import Select
@@ -33,6 +34,7 @@ __all__ = [
     "end_delegation",
     "DelegationInvalid",
     "DelegationNotFound",
+    "record_sign_in_failure",
 ]
 
 TOKEN_PREFIX = "eoms_"
@@ -381,3 +383,42 @@ def end_delegation(*, actor, delegation_id) -> None:
         object_repr=str(delegation),
         changes={"revoked_at": delegation.revoked_at},
     )
+
+
+# What a refused or failed sign-in records, by why it failed: the password did not match (or no such user),
+# the account is locked, the address is blocked.
+SIGN_IN_FAILURE_REASONS = ("password", "locked", "blocked")
+
+
+@transaction.atomic
+def record_sign_in_failure(*, username: str, reason: str, started: dict[str, int] | None = None) -> None:
+    """Audit a failed sign-in (no actor: nobody is signed in) with the username attempted, never the
+    password; and the lockout of the account ("locked") or block of the address ("blocked") it started,
+    each with the number of failures that started it."""
+    if reason not in SIGN_IN_FAILURE_REASONS:
+        raise ValueError(f"unknown sign-in failure reason {reason!r}")
+    name = username[:150]
+    audit.record(
+        actor=None,
+        action="login.failed",
+        object_type="accounts.sign_in",
+        object_id=name[:64],
+        object_repr=name,
+        changes={"username": name, "reason": reason},
+    )
+    for what, failures in (started or {}).items():
+        limit = settings.LOGIN_MAX_FAILURES_PER_ACCOUNT if what == "locked" else settings.LOGIN_MAX_FAILURES_PER_IP
+        audit.record(
+            actor=None,
+            action="login.account_locked" if what == "locked" else "login.ip_blocked",
+            object_type="accounts.sign_in",
+            object_id=name[:64],
+            object_repr=name,
+            changes={
+                "username": name,
+                "failures": failures,
+                "limit": limit,
+                "window_seconds": settings.LOGIN_FAILURE_WINDOW_SECONDS,
+                "seconds": settings.LOGIN_LOCKOUT_SECONDS,
+            },
+        )

@@ -1,14 +1,69 @@
 """Sign-in, sign-out and the profile page with personal API tokens."""
 
 from django.contrib import messages
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.forms import AuthenticationForm
+from django.contrib.auth.signals import user_login_failed
+from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods, require_POST
 
 from eoms.core.errors import DomainError
 
-from .. import selectors, services
+from .. import selectors, services, throttling
+
+
+class SignInForm(AuthenticationForm):
+    """Django's sign-in form behind the throttle (eoms.accounts.throttling): an attempt takes its slot
+    before the password is checked, and one beyond the limits is refused without checking it, with the
+    same message as a wrong password plus "later" — whether or not the account exists."""
+
+    error_messages = {
+        **AuthenticationForm.error_messages,
+        "throttled": gettext_lazy("Your username and password didn't match. Please try again later."),
+    }
+    refused: throttling.Attempt | None = None
+
+    def clean(self):
+        username = self.cleaned_data.get("username")
+        password = self.cleaned_data.get("password")
+        if not username or not password:
+            return self.cleaned_data  # the missing field is the error
+        attempt = throttling.begin(username=username, ip=getattr(self.request, "client_ip", None))
+        if attempt.refused:
+            self.refused = attempt
+            # authenticate() was not called, so nobody else says it failed: the failure metric hears it here.
+            user_login_failed.send(sender=__name__, credentials={"username": username}, request=self.request)
+            _failed(username, attempt.refused, attempt.started)
+            raise ValidationError(self.error_messages["throttled"], code="throttled")
+        try:
+            cleaned = super().clean()
+        except ValidationError:
+            _failed(username, "password", throttling.failed(attempt))
+            raise
+        throttling.succeeded(attempt)
+        return cleaned
+
+
+def _failed(username: str, reason: str, started: dict[str, int]) -> None:
+    services.record_sign_in_failure(username=username, reason=reason, started=started)
+    for what in started:
+        throttling.LOCKOUTS.labels(scope="account" if what == "locked" else "ip").inc()
+
+
+class SignInView(auth_views.LoginView):
+    form_class = SignInForm
+    redirect_authenticated_user = True
+
+    def form_invalid(self, form):
+        response = super().form_invalid(form)
+        if form.refused is not None:
+            response.status_code = 429
+            response["Retry-After"] = str(form.refused.retry_after)
+        return response
 
 
 @login_required
