@@ -62,6 +62,7 @@ MIDDLEWARE = [
     "eoms.core.metrics.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "eoms.core.middleware.SecurityHeadersMiddleware",
     "eoms.core.middleware.RequestContextMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",

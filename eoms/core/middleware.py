@@ -1,10 +1,12 @@
-"""Request id and client address for every request, available to services through core.context."""
+"""Request id and client address for every request, available to services through core.context;
+and the security headers of every page and API response (SecurityHeadersMiddleware)."""
 
 import ipaddress
 import re
 import uuid
 
 from django.conf import settings
+from django.utils.cache import patch_cache_control
 from django.utils.translation import gettext as _
 
 from .api import PROBLEM_CONTENT_TYPE, problem
@@ -86,3 +88,46 @@ def _api_problem(request, response):
     if allowed:
         converted["Allow"] = allowed
     return converted
+
+
+# Scripts only from our own origin, never inline (no 'unsafe-inline', no 'unsafe-eval'): the pages load
+# their scripts from /static/ and pass data in <script type="application/json"> (json_script), which is
+# not executed. Inline style attributes are allowed (templates and Tabler use them; styles run no code).
+# Tabler's icons and Swagger UI's images are data: URIs. No page may be framed, by anyone.
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self' 'unsafe-inline'",
+        "img-src 'self' data:",
+        "font-src 'self' data:",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
+
+
+class SecurityHeadersMiddleware:
+    """Content-Security-Policy and `Cache-Control: no-store` on every response past the static files
+    (WhiteNoise answers those before this middleware and lets them be cached): pages and API responses
+    carry personal data that no browser or proxy should keep. A Cache-Control a view set itself is kept,
+    with no-store added. nosniff, Referrer-Policy and HSTS come from Django's SecurityMiddleware, and
+    X-Frame-Options from XFrameOptionsMiddleware (settings.py) or, where a view is exempt from it, here."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        response.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        # Also on the views Django's XFrameOptionsMiddleware leaves alone (the API's are xframe-exempt):
+        # nothing of EOMS is to be framed, as frame-ancestors 'none' says to browsers that read CSP.
+        response.setdefault("X-Frame-Options", "DENY")
+        if "Cache-Control" not in response:
+            response["Cache-Control"] = "no-store"
+        elif "no-store" not in response["Cache-Control"]:
+            patch_cache_control(response, no_store=True)
+        return response
