@@ -196,6 +196,14 @@ if PRODUCTION:
         allowed_hosts_set=bool(env.list("EOMS_ALLOWED_HOSTS", default=[])),
     )
     SECURE_HSTS_SECONDS = env.int("EOMS_HSTS_SECONDS", default=31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("EOMS_HSTS_INCLUDE_SUBDOMAINS", default=True)
+    SECURE_HSTS_PRELOAD = env.bool("EOMS_HSTS_PRELOAD", default=True)
+    # Plain HTTP is redirected to HTTPS when users reach EOMS over HTTPS (EOMS_PUBLIC_URL https://…).
+    # Probes and Prometheus call the pods directly over HTTP inside the network: never redirected.
+    SECURE_SSL_REDIRECT = env.bool(
+        "EOMS_SSL_REDIRECT", default=env("EOMS_PUBLIC_URL", default="").startswith("https://")
+    )
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
     if TRUSTED_PROXIES:
         # Believed only behind a proxy we were told about, which sets it on every request.
         SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-GOOD_SECRET = "s" * 30 + "-0123456789abcdef"  # 47 characters
+GOOD_SECRET = "s" * 33 + "-0123456789abcdef"  # 50 characters
 GOOD_AUDIT = "a" * 30 + "-fedcba9876543210"
 GOOD_FIELD_KEYS = "k2:" + base64.b64encode(b"2" * 32).decode() + ",k1:" + base64.b64encode(b"1" * 32).decode()
 GOOD_INDEX_KEY = base64.b64encode(b"i" * 32).decode()
@@ -18,8 +18,9 @@ PRINT_SETTINGS = (
 )
 
 
-def _start(tmp_path, **overrides) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EOMS_") and k != "DATABASE_URL"}
+def _environment(tmp_path, overrides: dict) -> dict:
+    """A correct production environment (every key set, a server database) with these changes (None: unset)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EOMS_") and k not in ("DATABASE_URL", "REDIS_URL")}
     env.update(
         {
             "DJANGO_SETTINGS_MODULE": "eoms.settings",
@@ -38,7 +39,12 @@ def _start(tmp_path, **overrides) -> subprocess.CompletedProcess:
             env.pop(key, None)
         else:
             env[key] = value
-    return subprocess.run([sys.executable, "-c", PRINT_SETTINGS], env=env, capture_output=True, text=True, timeout=60)
+    return env
+
+
+def _start(tmp_path, program=PRINT_SETTINGS, **overrides) -> subprocess.CompletedProcess:
+    env = _environment(tmp_path, overrides)
+    return subprocess.run([sys.executable, "-c", program], env=env, capture_output=True, text=True, timeout=60)
 
 
 def test_a_correct_production_environment_starts_with_hsts_and_secure_cookies(tmp_path):
@@ -63,8 +69,18 @@ def test_sqlite_is_accepted_when_explicitly_allowed(tmp_path):
     [
         ({"EOMS_DEBUG": "true"}, "EOMS_DEBUG is true"),
         ({"EOMS_SECRET_KEY": None}, "EOMS_SECRET_KEY is not set"),
-        ({"EOMS_SECRET_KEY": "x" * 39}, "EOMS_SECRET_KEY is too short or a placeholder (39 characters)"),
-        ({"EOMS_SECRET_KEY": "django-insecure-" + "x" * 40}, "EOMS_SECRET_KEY is too short or a placeholder"),
+        (
+            {"EOMS_SECRET_KEY": "0123456789" * 4 + "abcdefghi"},
+            "too short, too repetitive or a placeholder (49 characters)",
+        ),
+        (
+            {"EOMS_SECRET_KEY": "abcd" * 20},
+            "EOMS_SECRET_KEY is too short, too repetitive or a placeholder (80 characters)",
+        ),
+        (
+            {"EOMS_SECRET_KEY": "django-insecure-" + "x" * 40},
+            "EOMS_SECRET_KEY is too short, too repetitive or a placeholder",
+        ),
         ({"EOMS_AUDIT_KEY": None}, "EOMS_AUDIT_KEY is not set"),
         ({"EOMS_AUDIT_KEY": GOOD_SECRET}, "EOMS_AUDIT_KEY equals EOMS_SECRET_KEY"),
         ({"DATABASE_URL": None}, "DATABASE_URL is SQLite"),
@@ -127,3 +143,57 @@ def test_development_mode_keeps_its_defaults(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False 0 None False False True"
+
+
+def _deploy_check(tmp_path, **overrides) -> subprocess.CompletedProcess:
+    """`eoms check --deploy` (Django's deploy checks) as production runs behind its TLS-terminating proxy."""
+    production = {
+        "EOMS_PUBLIC_URL": "https://eoms.example.com",
+        "EOMS_TRUSTED_PROXIES": "10.0.0.0/8",
+        "REDIS_URL": "redis://redis.example.com:6379/0",
+    }
+    env = _environment(tmp_path, production | overrides)
+    command = [sys.executable, "-m", "django", "check", "--deploy", "--fail-level", "WARNING"]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_deploy_checks_pass_with_zero_warnings_in_production(tmp_path):
+    # ASVS V13.4 (secure configuration): `eoms check --deploy` has nothing to say about production settings
+    result = _deploy_check(tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "System check identified no issues (0 silenced)."
+    assert result.stderr == ""
+
+
+def test_deploy_checks_would_warn_about_what_the_settings_now_set(tmp_path):
+    """The check can fail: turning the HTTPS settings off brings Django's warnings back."""
+    result = _deploy_check(tmp_path, EOMS_SSL_REDIRECT="false", EOMS_HSTS_INCLUDE_SUBDOMAINS="false")
+    assert result.returncode == 1
+    assert "security.W005" in result.stderr and "security.W008" in result.stderr
+    assert "security.W021" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({}, "True True True ['^healthz$', '^readyz$', '^metrics$']"),
+        ({"EOMS_PUBLIC_URL": "http://eoms.internal:8000"}, "False True True ['^healthz$', '^readyz$', '^metrics$']"),
+        ({"EOMS_PUBLIC_URL": None}, "False True True ['^healthz$', '^readyz$', '^metrics$']"),
+        (
+            {"EOMS_SSL_REDIRECT": "false", "EOMS_HSTS_PRELOAD": "false"},
+            "False True False ['^healthz$', '^readyz$', '^metrics$']",
+        ),
+        (
+            {"EOMS_PUBLIC_URL": None, "EOMS_SSL_REDIRECT": "true"},
+            "True True True ['^healthz$', '^readyz$', '^metrics$']",
+        ),
+    ],
+)
+def test_https_redirect_follows_the_public_address_and_hsts_covers_subdomains(tmp_path, overrides, expected):
+    program = (
+        "import django; django.setup(); from django.conf import settings as s; print(s.SECURE_SSL_REDIRECT, "
+        "s.SECURE_HSTS_INCLUDE_SUBDOMAINS, s.SECURE_HSTS_PRELOAD, s.SECURE_REDIRECT_EXEMPT)"
+    )
+    result = _start(tmp_path, program, **({"EOMS_PUBLIC_URL": "https://eoms.example.com"} | overrides))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == expected
