@@ -91,3 +91,15 @@ def _migration_data_after_flush(request):
         request.getfixturevalue("transactional_db")
         importlib.import_module("eoms.core.migrations.0002_chain_head").create_head(apps, None)
         importlib.import_module("eoms.orders.migrations.0002_number_counters").create_counters(apps, None)
+
+
+@pytest.fixture(autouse=True)
+def _own_sign_in_counters():
+    """Each test counts sign-in failures under keys of its own: with Redis shared by parallel workers
+    and by consecutive runs, the world's users would otherwise carry failures from test to test."""
+    import uuid
+
+    from django.test.utils import override_settings
+
+    with override_settings(LOGIN_THROTTLE_KEY_PREFIX=f"test:{uuid.uuid4().hex}:login"):
+        yield

@@ -12,13 +12,19 @@ LOGIN_LOCKOUT_SECONDS; the one that fills the address's counter blocks the addre
 
 Accounts are keyed by a hash of the normalised username whether or not such a user exists, so a
 lockout says nothing about which accounts exist.
+
+When the shared cache cannot be reached (Redis down), the counters fall back to this process's memory
+for that call, with a warning: sign-in keeps working and keeps being throttled per process, rather
+than failing with the cache (issue 4: "Redis down … requests do not fail").
 """
 
 import hashlib
+import logging
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import cache as shared_cache
+from django.core.cache.backends.locmem import LocMemCache
 from prometheus_client import Counter
 
 from eoms.core.metrics import REGISTRY
@@ -33,6 +39,31 @@ LOCKOUTS = Counter(
 )
 
 __all__ = ["Attempt", "begin", "failed", "succeeded", "account_key", "ip_key", "LOCKOUTS"]
+
+log = logging.getLogger("eoms.accounts.throttling")
+_fallback = LocMemCache("eoms-login-throttle-fallback", {"OPTIONS": {"MAX_ENTRIES": 100_000}})
+
+
+class _Counters:
+    """The cache operations the counters use, each on the shared cache, or on this process's memory
+    when the shared cache fails (ValueError is the caches' own answer for a missing key: not a failure)."""
+
+    def __getattr__(self, name):
+        def call(*args, **kwargs):
+            try:
+                return getattr(shared_cache, name)(*args, **kwargs)
+            except ValueError:
+                raise
+            except Exception as exc:  # noqa: BLE001 (Redis down: throttle in this process instead)
+                log.warning(
+                    "sign-in throttling: the shared cache failed (%s); counting in this process", type(exc).__name__
+                )
+                return getattr(_fallback, name)(*args, **kwargs)
+
+        return call
+
+
+cache = _Counters()
 
 
 @dataclass(frozen=True)

@@ -243,3 +243,32 @@ def test_thirty_concurrent_wrong_passwords_through_the_page_lock_the_account_aft
     assert AuditEntry.objects.filter(action="login.failed", changes__reason="password").count() == 5
     assert AuditEntry.objects.filter(action="login.account_locked").count() == 1
     assert _post(Client(), user.username, PASSWORD, _ip()).status_code == 429
+
+
+# ASVS V6.3.1 with the shared cache unreachable: sign-in neither fails nor goes unthrottled
+
+
+@pytest.mark.django_db
+def test_with_the_shared_cache_down_sign_in_is_throttled_in_this_process(settings, caplog):
+    import socket
+
+    with socket.socket() as probe:  # a port where nothing listens
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{port}/0",
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
+    }
+    user = UserFactory(username=_name())
+    client, ip = Client(), _ip()
+    with caplog.at_level(logging.WARNING, logger="eoms.accounts.throttling"):
+        assert [_post(client, user.username, WRONG, ip).status_code for _ in range(5)] == [200] * 5
+        refused = _post(client, user.username, PASSWORD, ip)
+    assert refused.status_code == 429 and LOCKED_MESSAGE in refused.content.decode()
+    assert "the shared cache failed (ConnectionError)" in caplog.text
+    other = UserFactory(username=_name())
+    signed_in = _post(Client(), other.username, PASSWORD, _ip())
+    assert (signed_in.status_code, signed_in["Location"]) == (302, "/")
