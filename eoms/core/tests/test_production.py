@@ -20,7 +20,10 @@ PRINT_SETTINGS = (
 
 def _environment(tmp_path, overrides: dict) -> dict:
     """A correct production environment (every key set, a server database) with these changes (None: unset)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EOMS_") and k not in ("DATABASE_URL", "REDIS_URL")}
+    # Not inherited: our own settings, and DJANGO_ALLOW_ASYNC_UNSAFE, which the browser tests set in this
+    # process for Playwright (a deployment never has it, and the deploy checks rightly refuse it).
+    leave_out = ("DATABASE_URL", "REDIS_URL", "DJANGO_ALLOW_ASYNC_UNSAFE")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EOMS_") and k not in leave_out}
     env.update(
         {
             "DJANGO_SETTINGS_MODULE": "eoms.settings",
