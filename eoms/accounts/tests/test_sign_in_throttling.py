@@ -5,6 +5,7 @@ set (the PostgreSQL run), so the concurrency tests run against both. Every test 
 usernames and client addresses, so counters left in a shared Redis by other tests or runs do not meet.
 """
 
+import ipaddress
 import logging
 import threading
 import uuid
@@ -31,7 +32,8 @@ LOCKED_MESSAGE = "Your username and password didn't match. Please try again late
 
 def _ip() -> str:
     """A fresh documentation address (2001:db8::/32) for each caller."""
-    return f"2001:db8::{uuid.uuid4().hex[:4]}:{uuid.uuid4().hex[:4]}"
+    # In the one spelling the audit stores (compressed, no leading zeros: "0c22" would read "c22").
+    return str(ipaddress.ip_address(f"2001:db8::{uuid.uuid4().hex[:4]}:{uuid.uuid4().hex[:4]}"))
 
 
 def _name() -> str:
