@@ -206,12 +206,9 @@ def _admins():
 
 
 def _without_read_only(candidates: list[Candidate]) -> list[Candidate]:
-    """The candidates who may decide: read-only users (auditors) left out (asked once for all,
-    unless _found already knew)."""
+    """The candidates who may decide: read-only users (auditors) left out (asked once for all)."""
     if not candidates:
         return candidates
-    if all(hasattr(c.user, "_read_only") for c in candidates):
-        return [c for c in candidates if not c.user._read_only]
     read_only = read_only_users([c.user.pk for c in candidates])
     return [c for c in candidates if c.user.pk not in read_only]
 
@@ -224,12 +221,7 @@ def _found(src, node, *, subject: Subject, initiator, picked: dict) -> list[Cand
         subject = subject()
     if src.source == "users":
         ids = valid_uuids(src.users)
-        users = _active_users.all(ids, True)
-        # Whether each is read-only is asked here at once (_without_read_only then asks nothing).
-        read_only = read_only_users([u.pk for u in users])
-        for u in users:
-            u._read_only = u.pk in read_only
-        by_id = {str(u.pk): u for u in users}
+        by_id = {str(u.pk): u for u in _active_users.all(ids, True)}
         return [Candidate(by_id[i], _("named in the flow")) for i in ids if i in by_id]
     if src.source == "role":
         label = Role(src.role).label if src.role in Role.values else src.role
