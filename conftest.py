@@ -103,3 +103,14 @@ def _own_sign_in_counters():
 
     with override_settings(LOGIN_THROTTLE_KEY_PREFIX=f"test:{uuid.uuid4().hex}:login"):
         yield
+
+
+@pytest.fixture(autouse=True)
+def _own_rate_limit_counters():
+    """Each test counts API requests under keys of its own (Redis is shared by parallel workers and runs)."""
+    import uuid
+
+    from django.test.utils import override_settings
+
+    with override_settings(API_RATE_KEY_PREFIX=f"test:{uuid.uuid4().hex}:rate"):
+        yield

@@ -6,6 +6,7 @@ from eoms.accounts.api import router as accounts_router
 from eoms.accounts.auth import API_AUTH
 from eoms.approvals.api import router as approvals_router
 from eoms.core.api import install_error_handlers
+from eoms.core.ratelimit import DEFAULT as DEFAULT_RATE_LIMITS
 from eoms.masterdata.api import router as masterdata_router
 from eoms.notifications.api import router as notifications_router
 from eoms.orders.api import router as orders_router
@@ -18,6 +19,7 @@ api = NinjaAPI(
     "(`Authorization: Bearer eoms_…`, created on your profile page) or the page session.",
     urls_namespace="api-v1",
     auth=API_AUTH,
+    throttle=DEFAULT_RATE_LIMITS,
     docs_url="/docs",
     openapi_url="/openapi.json",
 )

@@ -64,6 +64,7 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "eoms.core.middleware.SecurityHeadersMiddleware",
     "eoms.core.middleware.RequestContextMiddleware",
+    "eoms.core.ratelimit.ApiRateLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -184,6 +185,15 @@ LOGIN_MAX_FAILURES_PER_IP = env.int("EOMS_LOGIN_MAX_FAILURES_PER_IP", default=20
 LOGIN_FAILURE_WINDOW_SECONDS = env.int("EOMS_LOGIN_FAILURE_WINDOW_SECONDS", default=15 * 60)
 LOGIN_LOCKOUT_SECONDS = env.int("EOMS_LOGIN_LOCKOUT_SECONDS", default=15 * 60)
 LOGIN_THROTTLE_KEY_PREFIX = "eoms:login"
+# API rate limits (eoms.core.ratelimit), counted in Redis when REDIS_URL is set: requests per window per
+# client address, user, client (API token or OAuth2 client) and, for expensive endpoints, per caller.
+# 0 turns a bucket off.
+API_RATE_WINDOW_SECONDS = env.int("EOMS_API_RATE_WINDOW_SECONDS", default=60)
+API_RATE_PER_IP = env.int("EOMS_API_RATE_PER_IP", default=1200)
+API_RATE_PER_USER = env.int("EOMS_API_RATE_PER_USER", default=600)
+API_RATE_PER_CLIENT = env.int("EOMS_API_RATE_PER_CLIENT", default=600)
+API_RATE_EXPENSIVE = env.int("EOMS_API_RATE_EXPENSIVE", default=10)
+API_RATE_KEY_PREFIX = "eoms:rate"
 if PRODUCTION:
     from eoms.core.production import refuse_insecure_settings
 

@@ -2,7 +2,7 @@
 
 from ninja.security import HttpBearer, SessionAuth
 
-from .services import authenticate_api_token
+from .services import active_api_token
 
 __all__ = ["BearerToken", "Session", "API_AUTH"]
 
@@ -11,10 +11,13 @@ class BearerToken(HttpBearer):
     openapi_scheme = "bearer"
 
     def authenticate(self, request, token):
-        user = authenticate_api_token(token)
-        if user is not None:
-            request.user = user
-        return user
+        found = active_api_token(token)
+        if found is None:
+            return None
+        request.user = found.user
+        # The credential, for the per-client rate limit (eoms.core.ratelimit).
+        request.eoms_client_id = f"token:{found.id}"
+        return found.user
 
 
 class Session(SessionAuth):

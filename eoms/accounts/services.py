@@ -28,6 +28,7 @@ __all__ = [
     "issue_api_token",
     "revoke_api_token",
     "authenticate_api_token",
+    "active_api_token",
     "create_org_unit",
     "TOKEN_PREFIX",
     "set_delegation",
@@ -205,8 +206,14 @@ _token_by_hash = Select(ApiToken, where=("token_hash",), related=("user",))
 
 
 def authenticate_api_token(secret: str) -> User | None:
-    """The active user behind a bearer token, or None. Records when it was last used (at most once
-    a minute, so reads do not turn into writes)."""
+    """The active user behind a bearer token, or None."""
+    token = active_api_token(secret)
+    return token.user if token is not None else None
+
+
+def active_api_token(secret: str) -> ApiToken | None:
+    """The active token (with its active user) a bearer secret is, or None. Records when it was last
+    used (at most once a minute, so reads do not turn into writes)."""
     if not secret or not secret.startswith(TOKEN_PREFIX):
         return None
     token = _token_by_hash.first(_digest(secret))
@@ -215,7 +222,7 @@ def authenticate_api_token(secret: str) -> User | None:
     now = timezone.now()
     if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
-    return token.user
+    return token
 
 
 # Fields whose values never go into an audit entry or an event: only that they changed.

@@ -24,6 +24,7 @@ from eoms.accounts import services as accounts_services
 from eoms.accounts.roles import Role
 from eoms.core.api import ProblemSchema
 from eoms.core.errors import DomainError, ValidationFailed
+from eoms.core.ratelimit import EXPENSIVE
 from eoms.core.uploads import inspect_upload
 
 from . import engine, policies, selectors, services
@@ -882,6 +883,7 @@ def validate_definition(request: HttpRequest, definition_id: uuid.UUID):
     response={200: SimulationOut, **ERRORS},
     summary="Who would approve an order on this flow, in what order and why (changes nothing)",
     description="Who: those who read flows (others 403), for an order they may see (404 otherwise).",
+    throttle=EXPENSIVE,
 )
 def simulate_definition(request: HttpRequest, definition_id: uuid.UUID, payload: SimulateIn):
     definition = _definition(request.auth, definition_id)
@@ -900,6 +902,7 @@ def simulate_definition(request: HttpRequest, definition_id: uuid.UUID, payload:
     response={200: DryRunOut, **ERRORS},
     summary="Route the latest orders through this (draft) flow and today's flows; which would differ "
     "(administrator, changes nothing)",
+    throttle=EXPENSIVE,
 )
 def dry_run_definition(request: HttpRequest, definition_id: uuid.UUID, payload: DryRunIn):
     result = services.dry_run(actor=request.auth, definition_id=definition_id, limit=payload.limit)
@@ -928,6 +931,7 @@ def dry_run_definition(request: HttpRequest, definition_id: uuid.UUID, payload: 
     summary="Download a flow as BPMN 2.0 XML (opens in bpmn.io and Camunda Modeler)",
     description=WHO_READS_FLOWS,
     openapi_extra={"responses": {"200": {"description": "<key>-v<revision>.bpmn", "content": {"application/xml": {}}}}},
+    throttle=EXPENSIVE,
 )
 def export_definition(request: HttpRequest, definition_id: uuid.UUID):
     from .bpmn import export_bpmn

@@ -2,7 +2,7 @@
 
 from django.http import HttpRequest, JsonResponse
 from django.utils.translation import gettext
-from ninja.errors import AuthenticationError, HttpError
+from ninja.errors import AuthenticationError, HttpError, Throttled
 from ninja.errors import ValidationError as NinjaValidationError
 
 from .errors import DomainError
@@ -92,6 +92,12 @@ def install_error_handlers(api) -> None:
         )
         response["WWW-Authenticate"] = 'Bearer realm="eoms"'
         return response
+
+    @api.exception_handler(Throttled)
+    def throttled(request: HttpRequest, exc: Throttled):
+        from .ratelimit import rate_limited_response
+
+        return rate_limited_response(request.eoms_rate_limited)
 
     @api.exception_handler(HttpError)
     def http_error(request: HttpRequest, exc: HttpError):
