@@ -70,3 +70,36 @@ def test_settings_on_a_phone(phone, world):
     assert prefs.wants("order_transitioned", "email") is False
     assert prefs.wants("task_assigned", "email") is True
     assert (prefs.quiet_from.isoformat(), prefs.quiet_until.isoformat()) == ("22:00:00", "07:00:00")
+
+
+def test_an_administrator_sends_failed_deliveries_again_from_the_dead_letter_page(page, world):
+    """Two emails failed for good while the mail server was down; the administrator finds them from
+    the dead-letter page, discards one (confirming) and sends the other again."""
+    from eoms.notifications.models import DeliveryState
+    from eoms.notifications.tests.api_matrix import failed_delivery
+
+    keep, drop = failed_delivery(world), failed_delivery(world)
+    login(page, world.admin.username)
+    page.click("#nav-dead-letters")
+    source = page.locator("[data-failure-source='notifications.deliveries']")
+    expect(source).to_contain_text("Notification deliveries that failed")
+    expect(source.locator(".badge")).to_have_text("2")
+    source.click()
+    expect(page).to_have_url(re.compile(r"/notifications/deliveries/$"))
+    expect(page.locator("#delivery-table [data-delivery]")).to_have_count(2)
+
+    page.locator(f"[data-delivery='{drop.pk}'] input[name=ids]").check()
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#deliveries-discard")
+    expect(page.locator(".alert-success")).to_contain_text("1 delivery discarded.")
+    expect(page.locator("#delivery-table [data-delivery]")).to_have_count(1)
+
+    page.locator(f"[data-delivery='{keep.pk}'] input[name=ids]").check()
+    page.click("#deliveries-retry")
+    expect(page.locator(".alert-success")).to_contain_text("1 delivery will be sent again.")
+    expect(page.locator("#delivery-table [data-delivery]")).to_have_count(0)
+    expect(page.locator("#delivery-summary")).to_contain_text("0 failed")
+    keep.refresh_from_db()
+    drop.refresh_from_db()
+    # Sent again at once (the tests' mail backend takes it), its attempts counted afresh.
+    assert (keep.state, keep.attempts, drop.state) == (DeliveryState.SENT, 1, DeliveryState.DISCARDED)

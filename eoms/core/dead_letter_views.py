@@ -46,6 +46,10 @@ def dead_letter_list(request):
             "states": [(value, label) for value, label in DeadLetter.State.choices] + [("all", _("All"))],
             "open_count": dead_letters.open_dead_letters(),
             "unsent": unsent,
+            "other_failures": [
+                {"key": source.key, "label": source.label, "url": reverse(source.url_name), "count": source.count()}
+                for source in dead_letters.failure_sources()
+            ],
         },
     )
 

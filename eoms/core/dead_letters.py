@@ -7,6 +7,8 @@ publishes it when the broker can take it, in order behind nothing of its aggrega
 handlers that had processed it skip it (ProcessedMessage), the ones that failed run again.
 """
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import IntegrityError, transaction
@@ -24,9 +26,34 @@ from .ids import valid_uuids
 from .models import DeadLetter, OutboxMessage
 
 __all__ = ["can_manage_dead_letters", "list_dead_letters", "access_dead_letter", "record_dead_letter"]
-__all__ += ["replay_dead_letter", "discard_dead_letter", "open_dead_letters"]
+__all__ += ["replay_dead_letter", "discard_dead_letter", "open_dead_letters", "register_failure_source"]
+__all__ += ["failure_sources"]
 
 OBJECT_TYPE = "core.dead_letter"
+
+
+@dataclass(frozen=True)
+class FailureSource:
+    """Another place where work gave up after its retries (a context's own dead letters, such as
+    notification deliveries whose channel kept failing): the dead-letter page links to it with its
+    count, so an administrator finds every failure from one page without core knowing the context."""
+
+    key: str
+    label: str  # translated when shown
+    url_name: str
+    count: Callable[[], int]
+
+
+_FAILURE_SOURCES: dict[str, FailureSource] = {}
+
+
+def register_failure_source(*, key: str, label, url_name: str, count: Callable[[], int]) -> None:
+    """Called from a context's AppConfig.ready(); registering a key again replaces it."""
+    _FAILURE_SOURCES[key] = FailureSource(key=key, label=label, url_name=url_name, count=count)
+
+
+def failure_sources() -> list[FailureSource]:
+    return sorted(_FAILURE_SOURCES.values(), key=lambda source: source.key)
 
 
 def can_manage_dead_letters(actor) -> bool:

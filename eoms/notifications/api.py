@@ -1,12 +1,15 @@
-"""Notifications API: the caller's own inbox (list, unread count, mark read) and settings.
+"""Notifications API: the caller's own inbox (list, unread count, mark read) and settings; for
+administrators, the deliveries through outside channels that failed for good (the notifications'
+dead letters), to send again or discard.
 
 Who may call: every signed-in user, for their own notifications only. Another user's notification
-answers 404, as a missing one does; there is no way to read or mark anyone else's. Errors are
-problem+json.
+answers 404, as a missing one does; there is no way to read or mark anyone else's. The deliveries
+endpoints: administrators only (403 for everyone else). Errors are problem+json.
 """
 
 import uuid
 from datetime import datetime, time
+from typing import Literal
 
 from django.http import HttpRequest
 from ninja import Query, Router, Schema
@@ -15,13 +18,14 @@ from pydantic import Field
 from eoms.core.api import ProblemSchema
 
 from . import selectors, services
-from .models import Notification, NotificationKind, NotificationPreferences
+from .models import Delivery, DeliveryState, Notification, NotificationKind, NotificationPreferences
 from .services import OUTSIDE_CHANNELS
 
 router = Router(tags=["notifications"])
 
 WHO_OWN = "Who: any signed-in user, for their own notifications only (another user's answers 404)."
 WHO_SETTINGS = "Who: any signed-in user, for their own notification settings only."
+WHO_ADMIN = "Who: administrators only (403 for every other signed-in user)."
 
 
 class NotificationOut(Schema):
@@ -179,3 +183,103 @@ def put_preferences(request: HttpRequest, payload: PreferencesIn):
             email_digest=payload.email_digest,
         )
     )
+
+
+class DeliveryOut(Schema):
+    id: uuid.UUID
+    notification_id: uuid.UUID
+    kind: NotificationKind
+    title: str
+    recipient: str = Field(description="The recipient's username")
+    channel: str
+    address: str = Field(description="Where it went; a mobile number is masked (138****1234)")
+    state: DeliveryState
+    attempts: int
+    last_error: str
+    created_at: datetime
+    due_at: datetime
+    sent_at: datetime | None
+
+
+class DeliveryPage(Schema):
+    count: int
+    page: int
+    page_size: int
+    results: list[DeliveryOut]
+
+
+class DeliveryFilterIn(Schema):
+    state: Literal["failed", "discarded", "pending"] = Field(
+        "failed", description="failed (gave up after the retries), discarded, or pending (still on its way)"
+    )
+    page: int = Field(1, ge=1, le=100000)
+    page_size: int = Field(50, ge=1, le=200)
+
+
+class DeliveryIdsIn(Schema):
+    ids: list[uuid.UUID] = Field(min_length=1, max_length=500, description="Deliveries in the failed state")
+
+
+class DeliveriesDoneOut(Schema):
+    done: int = Field(description="How many of them were failed and are now sent again / discarded")
+    skipped: int = Field(description="How many were not (no longer) failed, or are not deliveries, and were left")
+
+
+def delivery_out(d: Delivery) -> dict:
+    return {
+        "id": d.id,
+        "notification_id": d.notification_id,
+        "kind": d.notification.kind,
+        "title": d.notification.title,
+        "recipient": d.recipient.username,
+        "channel": d.channel,
+        "address": selectors.shown_address(d),
+        "state": d.state,
+        "attempts": d.attempts,
+        "last_error": d.last_error,
+        "created_at": d.created_at,
+        "due_at": d.due_at,
+        "sent_at": d.sent_at,
+    }
+
+
+@router.get(
+    "/deliveries",
+    response={200: DeliveryPage, 403: ProblemSchema, 422: ProblemSchema},
+    summary="Deliveries through outside channels by state, the most recent first (failed ones by default)",
+    description=WHO_ADMIN + " A delivery is failed when its channel kept failing through every retry "
+    "(EOMS_NOTIFY_MAX_ATTEMPTS).",
+)
+def list_deliveries(request: HttpRequest, filters: Query[DeliveryFilterIn]):
+    qs = selectors.list_deliveries(actor=request.auth, state=filters.state)
+    start = (filters.page - 1) * filters.page_size
+    return {
+        "count": qs.count(),
+        "page": filters.page,
+        "page_size": filters.page_size,
+        "results": [delivery_out(d) for d in qs[start : start + filters.page_size]],
+    }
+
+
+@router.post(
+    "/deliveries/retry",
+    response={200: DeliveriesDoneOut, 403: ProblemSchema, 422: ProblemSchema},
+    summary="Send failed deliveries again (after fixing the mail server or robot, say); audited each",
+    description=WHO_ADMIN,
+)
+def retry_deliveries(request: HttpRequest, payload: DeliveryIdsIn):
+    ids = set(payload.ids)
+    done = services.retry_deliveries(actor=request.auth, delivery_ids=ids)
+    return {"done": done, "skipped": len(ids) - done}
+
+
+@router.post(
+    "/deliveries/discard",
+    response={200: DeliveriesDoneOut, 403: ProblemSchema, 422: ProblemSchema},
+    summary="Give failed deliveries up for good; audited each",
+    description=WHO_ADMIN,
+)
+def discard_deliveries(request: HttpRequest, payload: DeliveryIdsIn):
+    ids = set(payload.ids)
+    done = services.discard_deliveries(actor=request.auth, delivery_ids=ids)
+    return {"done": done, "skipped": len(ids) - done}

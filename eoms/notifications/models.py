@@ -107,14 +107,16 @@ class DeliveryState(models.TextChoices):
     SENT = "sent", _("Sent")
     FAILED = "failed", _("Failed")
     DIGEST = "digest", _("Waiting for the daily digest")
+    DISCARDED = "discarded", _("Discarded")
 
 
 class Delivery(models.Model):
     """A notification through one outside channel. PENDING rows are sent when due (`due_at`: now,
     the end of the recipient's quiet hours, or a retry's backoff); a sender claims a row by moving
     it PENDING→SENDING (compare-and-set), so two senders never send one row. A failed attempt goes
-    back to PENDING with a later `due_at`, up to NOTIFY_MAX_ATTEMPTS, then FAILED (shown to
-    administrators in the back office). `address` is the destination when the row was made.
+    back to PENDING with a later `due_at`, up to NOTIFY_MAX_ATTEMPTS, then FAILED: the
+    notifications' dead letters, which administrators send again or discard (DISCARDED) on
+    /notifications/deliveries/, linked from the dead-letter page. `address` is the destination when the row was made.
     An email to a user who chose the daily digest is a DIGEST row instead: never sent on its own,
     it goes out in that day's Digest (`digest`), then SENT with it."""
 

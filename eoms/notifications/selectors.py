@@ -5,8 +5,13 @@ from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.utils.translation import gettext as _
 
+from eoms.accounts.roles import Role
+from eoms.accounts.selectors import has_role
+from eoms.core.crypto import mask_phone
+from eoms.core.errors import PermissionDenied
+
 from .errors import NotificationNotFound
-from .models import Notification, NotificationPreferences
+from .models import Delivery, DeliveryState, Notification, NotificationPreferences
 
 __all__ = [
     "list_notifications",
@@ -14,7 +19,15 @@ __all__ = [
     "access_notification",
     "get_notification_preferences",
     "preferences_of",
+    "can_manage_deliveries",
+    "list_deliveries",
+    "failed_delivery_count",
+    "shown_address",
 ]
+
+# The states an administrator pages through on the deliveries page: the dead letters of the outside
+# channels (FAILED), those given up (DISCARDED), and the ones still on their way, to see a backlog.
+ADMIN_STATES = (DeliveryState.FAILED, DeliveryState.DISCARDED, DeliveryState.PENDING)
 
 
 def list_notifications(*, actor, unread_only: bool = False) -> QuerySet[Notification]:
@@ -55,3 +68,28 @@ def preferences_of(users) -> dict:
     users = list(users)
     saved = {p.user_id: p for p in NotificationPreferences.objects.filter(user__in=[u.pk for u in users])}
     return {u.pk: saved.get(u.pk) or NotificationPreferences(user=u) for u in users}
+
+
+def can_manage_deliveries(actor) -> bool:
+    return has_role(actor, Role.ADMIN)
+
+
+def list_deliveries(*, actor, state: str = DeliveryState.FAILED) -> QuerySet[Delivery]:
+    """Deliveries in one state, the most recent first, with their notification and recipient: for
+    administrators only (PermissionDenied for anyone else)."""
+    if not can_manage_deliveries(actor):
+        raise PermissionDenied(_("Only administrators may see notification deliveries."))
+    return (
+        Delivery.objects.filter(state=state).select_related("notification", "recipient").order_by("-created_at", "-id")
+    )
+
+
+def failed_delivery_count() -> int:
+    return Delivery.objects.filter(state=DeliveryState.FAILED).count()
+
+
+def shown_address(delivery: Delivery) -> str:
+    """A mobile number (SMS, a robot's @-mention) is masked like every phone number on screen; an
+    email address or a name is shown as it is."""
+    address = delivery.address
+    return mask_phone(address) if address.lstrip("+").isdigit() else address

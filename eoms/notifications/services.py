@@ -28,7 +28,13 @@ from .channels import CHANNELS, enabled_channels
 from .conf import digest_hour
 from .errors import PreferencesInvalid
 from .models import Channel, Delivery, DeliveryState, Digest, Notification, NotificationKind, NotificationPreferences
-from .selectors import access_notification, get_notification_preferences, list_notifications, preferences_of
+from .selectors import (
+    access_notification,
+    get_notification_preferences,
+    list_notifications,
+    preferences_of,
+    shown_address,
+)
 
 __all__ = [
     "Rendered",
@@ -37,6 +43,7 @@ __all__ = [
     "send_deliveries",
     "send_digests",
     "retry_deliveries",
+    "discard_deliveries",
     "set_notification_preferences",
     "mark_notification_read",
     "mark_all_notifications_read",
@@ -280,28 +287,60 @@ def _send_digest(pk) -> str:
     return "sent"
 
 
-@transaction.atomic
-def retry_deliveries(*, actor, delivery_ids) -> int:
-    """An administrator sends FAILED deliveries again (after fixing the mail server, say): back to
-    PENDING, due now, attempts counted afresh; audited per delivery. Others: PermissionDenied."""
+def _take_failed(*, actor, delivery_ids, refused: str, action: str, to: str, changes) -> list[Delivery]:
+    """The FAILED deliveries among `delivery_ids`, locked, each audited as `action` with
+    `changes(delivery)`; administrators only (PermissionDenied with `refused` otherwise)."""
     if not has_role(actor, Role.ADMIN):
-        raise PermissionDenied(_("Only an administrator may send deliveries again."))
+        raise PermissionDenied(refused)
     rows = list(Delivery.objects.select_for_update().filter(pk__in=list(delivery_ids), state=DeliveryState.FAILED))
     for delivery in rows:
         audit.record(
             actor=actor,
-            action="notifications.delivery_retried",
+            action=action,
             object_type="notifications.delivery",
             object_id=delivery.pk,
-            object_repr=f"{delivery.channel} {delivery.address}"[:200],
-            changes={"state": [DeliveryState.FAILED, DeliveryState.PENDING], "attempts": [delivery.attempts, 0]},
+            object_repr=f"{delivery.channel} {shown_address(delivery)}"[:200],
+            changes={"state": [DeliveryState.FAILED, to], **changes(delivery)},
         )
-    Delivery.objects.filter(pk__in=[d.pk for d in rows]).update(
-        state=DeliveryState.PENDING, attempts=0, due_at=timezone.now(), last_error=""
+    return rows
+
+
+@transaction.atomic
+def retry_deliveries(*, actor, delivery_ids) -> int:
+    """An administrator sends FAILED deliveries again (after fixing the mail server, say): back to
+    PENDING, due now, attempts counted afresh; audited per delivery. Deliveries in another state are
+    left as they are and not counted. Others: PermissionDenied."""
+    rows = _take_failed(
+        actor=actor,
+        delivery_ids=delivery_ids,
+        refused=_("Only an administrator may send deliveries again."),
+        action="notifications.delivery_retried",
+        to=DeliveryState.PENDING,
+        changes=lambda delivery: {"attempts": [delivery.attempts, 0]},
     )
     ids = [d.pk for d in rows]
+    Delivery.objects.filter(pk__in=ids).update(
+        state=DeliveryState.PENDING, attempts=0, due_at=timezone.now(), last_error=""
+    )
     if ids:
         transaction.on_commit(lambda: send_deliveries(ids=ids))
+    return len(ids)
+
+
+@transaction.atomic
+def discard_deliveries(*, actor, delivery_ids) -> int:
+    """An administrator gives FAILED deliveries up for good (an address that will never work, say):
+    DISCARDED, audited per delivery; they are never sent. Deliveries in another state are left as
+    they are and not counted. Others: PermissionDenied."""
+    rows = _take_failed(
+        actor=actor,
+        delivery_ids=delivery_ids,
+        refused=_("Only an administrator may discard deliveries."),
+        action="notifications.delivery_discarded",
+        to=DeliveryState.DISCARDED,
+        changes=lambda delivery: {"error": delivery.last_error[:500]},
+    )
+    Delivery.objects.filter(pk__in=[d.pk for d in rows]).update(state=DeliveryState.DISCARDED)
     return len(rows)
 
 

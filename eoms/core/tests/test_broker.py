@@ -453,7 +453,10 @@ def test_outbox_status_lists_open_dead_letters_with_a_broker(broker_settings, ca
     assert lines[4].endswith(" error=RuntimeError: cannot pour P#1")
     letter.state = DeadLetter.State.DISCARDED
     letter.save()
-    assert _call("outbox", "status")[0].splitlines()[3:] == ["dead letters: 0 open"]
+    assert _call("outbox", "status")[0].splitlines()[3:] == [
+        "dead letters: 0 open",
+        "Notification deliveries that failed: 0 (/notifications/deliveries/)",
+    ]
 
 
 def test_a_process_serves_its_counters_with_the_token_only(settings):

@@ -6,7 +6,7 @@ import uuid
 
 from django.utils import timezone
 
-from eoms.notifications.models import Notification, NotificationKind
+from eoms.notifications.models import Delivery, DeliveryState, Notification, NotificationKind
 from eoms.testing.matrix import IDENTITIES, expect
 
 BASE = "/api/v1/notifications"
@@ -25,6 +25,24 @@ def pm_notification(world) -> Notification:
         created_at=timezone.now(),
     )
 
+
+def failed_delivery(world) -> Delivery:
+    notification = pm_notification(world)
+    return Delivery.objects.create(
+        notification=notification,
+        message_id=notification.message_id,
+        recipient=world.pm,
+        channel="email",
+        address="pm@example.com",
+        state=DeliveryState.FAILED,
+        due_at=timezone.now(),
+        attempts=5,
+        last_error="ConnectionRefusedError: [Errno 111] Connection refused",
+        created_at=timezone.now(),
+    )
+
+
+ADMIN = frozenset({"admin"})
 
 ENDPOINTS = {
     ("GET", f"{BASE}"): {"request": lambda w: {"path": BASE}, "expect": expect(200, SIGNED_IN)},
@@ -47,6 +65,18 @@ ENDPOINTS = {
             },
         },
         "expect": expect(200, SIGNED_IN),
+    },
+    ("GET", f"{BASE}/deliveries"): {
+        "request": lambda w: {"path": f"{BASE}/deliveries"},
+        "expect": expect(200, ADMIN, outsider=403),
+    },
+    ("POST", f"{BASE}/deliveries/retry"): {
+        "request": lambda w: {"path": f"{BASE}/deliveries/retry", "json": {"ids": [str(failed_delivery(w).pk)]}},
+        "expect": expect(200, ADMIN, outsider=403),
+    },
+    ("POST", f"{BASE}/deliveries/discard"): {
+        "request": lambda w: {"path": f"{BASE}/deliveries/discard", "json": {"ids": [str(failed_delivery(w).pk)]}},
+        "expect": expect(200, ADMIN, outsider=403),
     },
     ("POST", f"{BASE}/{{notification_id}}/read"): {
         "request": lambda w: {"path": f"{BASE}/{pm_notification(w).pk}/read"},

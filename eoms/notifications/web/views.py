@@ -5,22 +5,27 @@ answers 404, as a missing one does."""
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from eoms.core.errors import DomainError
+from eoms.core.ids import valid_uuids
 
 from .. import selectors, services
 from ..conf import digest_hour
 from ..errors import NotificationNotFound
+from ..models import DeliveryState
 from .forms import PreferencesForm
 
-__all__ = ["inbox", "open_notification", "mark_read", "mark_all_read", "preferences"]
+__all__ = ["inbox", "open_notification", "mark_read", "mark_all_read", "preferences", "deliveries"]
+__all__ += ["deliveries_act"]
 
 PAGE_SIZE = 30
 
@@ -117,3 +122,63 @@ def preferences(request):
         },
         status=422 if form.errors else 200,
     )
+
+
+@login_required
+@require_GET
+def deliveries(request):
+    """Administrators: deliveries through outside channels that failed for good (the notifications'
+    dead letters), discarded ones, and those still on their way; send failed ones again or discard
+    them, one or several at once."""
+    if not selectors.can_manage_deliveries(request.user):
+        raise PermissionDenied
+    states = [(value, label) for value, label in DeliveryState.choices if value in selectors.ADMIN_STATES]
+    state = request.GET.get("state", DeliveryState.FAILED)
+    if state not in selectors.ADMIN_STATES:
+        state = DeliveryState.FAILED
+    page = Paginator(selectors.list_deliveries(actor=request.user, state=state), PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
+    for delivery in page:
+        delivery.shown_address = selectors.shown_address(delivery)
+    return render(
+        request,
+        "notifications/deliveries.html",
+        {"page": page, "state": state, "states": states, "failed": selectors.failed_delivery_count()},
+    )
+
+
+@login_required
+@require_POST
+def deliveries_act(request):
+    """Send again (`action=retry`) or discard (`action=discard`) the checked failed deliveries."""
+    if not selectors.can_manage_deliveries(request.user):
+        raise PermissionDenied
+    ids = valid_uuids(request.POST.getlist("ids"))
+    action = request.POST.get("action")
+    back = f"{reverse('notifications:deliveries')}?state={DeliveryState.FAILED}"
+    if action not in ("retry", "discard"):
+        messages.error(request, _("Choose whether to send the deliveries again or to discard them."))
+        return redirect(back)
+    if not ids:
+        messages.error(request, _("Tick at least one delivery first."))
+        return redirect(back)
+    if action == "retry":
+        done = services.retry_deliveries(actor=request.user, delivery_ids=ids)
+        text = ngettext("%(count)d delivery will be sent again.", "%(count)d deliveries will be sent again.", done)
+    else:
+        done = services.discard_deliveries(actor=request.user, delivery_ids=ids)
+        text = ngettext("%(count)d delivery discarded.", "%(count)d deliveries discarded.", done)
+    messages.success(request, text % {"count": done})
+    if done < len(ids):
+        skipped = len(ids) - done
+        messages.warning(
+            request,
+            ngettext(
+                "%(count)d was no longer failed and was left as it is.",
+                "%(count)d were no longer failed and were left as they are.",
+                skipped,
+            )
+            % {"count": skipped},
+        )
+    return redirect(back)

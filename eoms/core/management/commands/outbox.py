@@ -1,11 +1,14 @@
-"""`eoms outbox status`: how far the relay is behind, and (with a broker) the dead letters waiting
-for an administrator (the dead-letter page, /dead-letters/)."""
+"""`eoms outbox status`: how far the relay is behind, (with a broker) the dead letters waiting for
+an administrator (the dead-letter page, /dead-letters/), and the failures other contexts keep
+(notification deliveries that failed for good), each with the page to handle them."""
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db.models import Min
-from django.utils import timezone
+from django.urls import reverse
+from django.utils import timezone, translation
 
+from eoms.core.dead_letters import failure_sources
 from eoms.core.models import DeadLetter, OutboxMessage
 
 
@@ -64,3 +67,7 @@ class Command(BaseCommand):
                         f"  {letter.message_id} {letter.event_type} {letter.aggregate_type}:{letter.aggregate_id} "
                         f"attempts={letter.attempts} dead={_when(letter.dead_at)} error={letter.error[:120]}"
                     )
+            # Failures a context keeps itself (notification deliveries that failed for good, ...).
+            with translation.override("en"):
+                for source in failure_sources():
+                    self.stdout.write(f"{source.label}: {source.count()} ({reverse(source.url_name)})")
