@@ -16,7 +16,6 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.db.models import Q
@@ -26,6 +25,7 @@ from django.utils.translation import gettext as _
 
 from eoms.accounts.roles import ProjectRole
 from eoms.accounts.selectors import members_with_role
+from eoms.orders.selectors import stage_deadlines_before
 from eoms.orders.state import OrderState
 
 from .conf import deadline_near_hours
@@ -58,13 +58,6 @@ def reminder_id(kind: str, order) -> uuid.UUID:
     )
 
 
-def _orders():
-    # The orders context has no read outside a user's scope (its selectors start from an actor);
-    # this job reads for the whole company, through the app registry rather than orders.models,
-    # read only (see the import contract in pyproject.toml).
-    return apps.get_model("orders", "Order").objects
-
-
 def _when(moment) -> str:
     return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M")
 
@@ -75,12 +68,7 @@ def remind_stage_deadlines(*, batch: int = 500) -> dict[str, int]:
     now = timezone.now()
     horizon = now + timedelta(hours=deadline_near_hours())
     counts = {"near": 0, "overdue": 0}
-    candidates = (
-        _orders()
-        .filter(stage_deadline__isnull=False, stage_deadline__lte=horizon)
-        .exclude(state__in=OrderState.terminal())
-        .order_by("stage_deadline", "id")
-    )
+    candidates = stage_deadlines_before(horizon)
     last = None
     while True:
         page = list(_page(candidates, last, batch))

@@ -28,6 +28,7 @@ __all__ = [
     "state_counts",
     "overdue_orders",
     "get_order_by_number",
+    "stage_deadlines_before",
 ]
 
 ORDERING = {
@@ -210,3 +211,15 @@ def state_counts(*, actor) -> dict[str, dict]:
 
 def overdue_orders(*, actor) -> QuerySet[Order]:
     return list_orders(actor=actor, filters=OrderFilters(overdue=True, ordering="deadline"))
+
+
+def stage_deadlines_before(moment: datetime) -> QuerySet[Order]:
+    """Every open order (not settled or cancelled) of the whole company whose stage deadline is at
+    or before `moment`, by deadline then id (a keyset to page on). No actor: this is the read of the
+    periodic jobs that remind of deadlines (the system acting, not a user); never hand its rows to a
+    user without their own selector's scope."""
+    return (
+        Order.objects.filter(stage_deadline__isnull=False, stage_deadline__lte=moment)
+        .exclude(state__in=OrderState.terminal())
+        .order_by("stage_deadline", "id")
+    )
