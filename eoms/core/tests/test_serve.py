@@ -74,6 +74,8 @@ def test_serves_pages_and_static_files_then_stops_on_sigterm(server):
     status, body = _get(f"{base}/static/vendor/htmx/htmx.min.js")
     assert status == 200
     assert b"htmx" in body
+    status, body = _get(f"{base}/favicon.ico")  # the browsers' own request, redirected to the icon
+    assert (status, body[:5]) == (200, b"<svg ")
 
     process.send_signal(signal.SIGTERM)
     output, _ = process.communicate(timeout=15)
