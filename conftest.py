@@ -114,3 +114,22 @@ def _own_rate_limit_counters():
 
     with override_settings(API_RATE_KEY_PREFIX=f"test:{uuid.uuid4().hex}:rate"):
         yield
+
+
+@pytest.fixture(autouse=True)
+def _own_audit_checkpoints(settings, tmp_path):
+    """Each test checkpoints the audit chain into a file of its own (its chain starts empty), never
+    into the data directory's file of a development database."""
+    settings.AUDIT_CHECKPOINT_FILE = tmp_path / "audit-checkpoints.jsonl"
+
+
+@pytest.fixture
+def audit_rows_editable(db):
+    """Tests that tamper with audit rows act as a database superuser would: on PostgreSQL the trigger
+    that refuses UPDATE and DELETE of audit rows (core.0004) is off for the test's transaction."""
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL session_replication_role = replica")
+    yield

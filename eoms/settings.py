@@ -194,6 +194,10 @@ API_RATE_PER_USER = env.int("EOMS_API_RATE_PER_USER", default=600)
 API_RATE_PER_CLIENT = env.int("EOMS_API_RATE_PER_CLIENT", default=600)
 API_RATE_EXPENSIVE = env.int("EOMS_API_RATE_EXPENSIVE", default=10)
 API_RATE_KEY_PREFIX = "eoms:rate"
+# Checkpoints of the audit chain's head (eoms.core.audit), appended by the periodic job every so many
+# seconds and by `eoms audit checkpoint`; `eoms audit verify` requires the chain to reach them.
+AUDIT_CHECKPOINT_FILE = Path(env("EOMS_AUDIT_CHECKPOINT_FILE", default=str(DATA_DIR / "audit-checkpoints.jsonl")))
+AUDIT_CHECKPOINT_SECONDS = env.int("EOMS_AUDIT_CHECKPOINT_SECONDS", default=300)
 if PRODUCTION:
     from eoms.core.production import refuse_insecure_settings
 

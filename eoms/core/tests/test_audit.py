@@ -22,7 +22,7 @@ class Pinged(DomainEvent):
 
 
 @pytest.fixture
-def chain(world):
+def chain(world, audit_rows_editable):
     """Seven entries of real activity on a chain that starts empty: an order quoted, given a file,
     edited and cancelled, and a second order quoted."""
     AuditEntry.objects.all().delete()  # the world's own set-up (its approval flow) is not part of it

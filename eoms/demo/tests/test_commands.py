@@ -38,7 +38,7 @@ def test_audit_verify_reports_intact_chain(world):
     assert err == ""
 
 
-def test_audit_verify_names_the_first_edited_entry_and_exits_1(world):
+def test_audit_verify_names_the_first_edited_entry_and_exits_1(world, audit_rows_editable):
     world.order(OrderState.APPROVED)
     AuditEntry.objects.filter(seq=3).update(object_repr="edited afterwards")
     AuditEntry.objects.filter(seq=4).update(object_repr="edited too")
@@ -215,9 +215,14 @@ def test_relay_process_stops_gracefully_on_sigterm(demo_dir):
 def test_demo_reset_erases_and_reloads(tmp_path):
     first = _eoms(tmp_path, "demo", "--orders", "3", "--seed", "1")
     assert first.returncode == 0, first.stderr
+    assert _eoms(tmp_path, "audit", "checkpoint").stdout.startswith("audit checkpoint #")
     again = _eoms(tmp_path, "demo", "--orders", "5", "--seed", "2", "--reset")
     assert again.returncode == 0, again.stderr
     assert "Database erased." in again.stdout
+    # The old chain's checkpoints are kept aside; the new chain is not measured against them.
+    (retired,) = tmp_path.glob("audit-checkpoints.jsonl.retired-*")
+    assert f"Audit checkpoints of the erased chain moved to {retired}." in again.stdout
+    assert not (tmp_path / "audit-checkpoints.jsonl").exists()
     assert ", 5 orders (" in again.stdout
     verify = _eoms(tmp_path, "audit", "verify")
     assert verify.returncode == 0, verify.stderr

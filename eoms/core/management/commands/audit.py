@@ -1,24 +1,45 @@
-"""`eoms audit verify`: walk the audit chain from the first entry and report the first break."""
+"""`eoms audit verify`: walk the audit chain from the first entry and report the first break, including
+a tail cut off below the last checkpoint. `eoms audit checkpoint`: append the chain head to the
+checkpoint file (EOMS_AUDIT_CHECKPOINT_FILE) now, as the periodic job does."""
 
 import sys
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from eoms.core.audit import verify_chain
+from eoms.core.audit import read_checkpoints, verify_chain, write_checkpoint
 from eoms.core.models import AuditEntry
 
 
 class Command(BaseCommand):
-    help = "Audit chain tools. `verify`: check every entry's HMAC and link; exit 1 at the first bad entry."
+    help = (
+        "Audit chain tools. `verify`: check every entry's HMAC and link and that the chain reaches the last "
+        "checkpoint; exit 1 at the first bad entry. `checkpoint`: record the chain head outside the database."
+    )
 
     def add_arguments(self, parser):
         sub = parser.add_subparsers(dest="action", required=True, title="actions")
         sub.add_parser("verify", help="Verify the whole chain (exit 0 intact, 1 broken).")
+        sub.add_parser("checkpoint", help="Append the chain head, HMAC'd, to the checkpoint file.")
 
     def handle(self, *args, action: str, **options):
-        if action == "verify":
-            problem = verify_chain()
-            if problem is not None:
-                self.stderr.write(f"audit chain broken at entry #{problem.seq}: {problem.reason}")
-                sys.exit(1)
-            self.stdout.write(f"audit chain intact: {AuditEntry.objects.count()} entries")
+        if action == "checkpoint":
+            result = write_checkpoint()
+            where = settings.AUDIT_CHECKPOINT_FILE
+            if result["written"]:
+                self.stdout.write(f"audit checkpoint #{result['seq']} written to {where}")
+            elif result["seq"]:
+                self.stdout.write(f"audit checkpoint #{result['seq']} already in {where}")
+            else:
+                self.stdout.write("audit chain is empty: no checkpoint")
+            return
+        problem = verify_chain()
+        if problem is not None:
+            self.stderr.write(f"audit chain broken at entry #{problem.seq}: {problem.reason}")
+            sys.exit(1)
+        line = f"audit chain intact: {AuditEntry.objects.count()} entries"
+        checkpoints = read_checkpoints()
+        if checkpoints:
+            last = max(checkpoints, key=lambda c: c.seq)
+            line += f"; reaches the checkpoint #{last.seq} of {last.at}"
+        self.stdout.write(line)

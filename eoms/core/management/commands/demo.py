@@ -14,6 +14,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from eoms.core.audit import retire_checkpoints
 from eoms.core.models import AuditChainHead
 
 LOADER = "eoms.demo"
@@ -64,6 +65,9 @@ class Command(BaseCommand):
         # seed it again the same way so the new chain starts at #1 from the genesis hash.
         with transaction.atomic():
             AuditChainHead.objects.get_or_create(pk=1)
+        retired = retire_checkpoints()  # of the chain just erased
+        if retired is not None:
+            self.stdout.write(f"Audit checkpoints of the erased chain moved to {retired}.")
         orders_dir = Path(settings.MEDIA_ROOT) / "orders"
         if orders_dir.is_dir():
             shutil.rmtree(orders_dir)
