@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "eoms.approvals",
     "eoms.notifications",
     "eoms.webhooks",
+    "eoms.reports",
 ]
 
 MIDDLEWARE = [

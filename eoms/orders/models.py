@@ -11,7 +11,7 @@ from eoms.core.models import BaseModel
 
 from .state import OrderState
 
-__all__ = ["OrderKind", "TaxRate", "AttachmentKind", "Order", "OrderHistory", "Attachment"]
+__all__ = ["OrderKind", "TaxRate", "AttachmentKind", "Order", "OrderHistory", "Attachment", "OrderSummary"]
 
 CENT = Decimal("0.01")
 
@@ -202,3 +202,34 @@ class Attachment(BaseModel):
 
     def __str__(self):
         return self.original_name
+
+
+class OrderSummary(models.Model):
+    """Orders counted by the month they were created in (in settings.TIME_ZONE) × project × region ×
+    type × state: how many orders are in that state now and their amounts summed, and the stays in
+    that state that have ended (how many, and their total length in microseconds). A read model of
+    Order and OrderHistory, kept exact by orders.services in the transaction of every write that
+    changes it (create, transition, amount or type change), after the audit entry (so its rows are
+    locked under the audit chain head's lock, in one order: no deadlock); `eoms reports
+    rebuild-summary` recounts it from the orders and their history."""
+
+    id = models.BigAutoField(primary_key=True)
+    month = models.DateField()
+    project = models.ForeignKey("masterdata.Project", on_delete=models.CASCADE, related_name="+")
+    region = models.CharField(max_length=20)
+    kind = models.CharField(max_length=20)
+    state = models.CharField(max_length=24)
+    orders = models.BigIntegerField(default=0)
+    amount = models.DecimalField(max_digits=20, decimal_places=2, default=Decimal("0.00"))
+    stays = models.BigIntegerField(default=0)
+    stay_us = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["month", "project", "region", "kind", "state"], name="order_summary_bucket_uniq"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.month:%Y-%m} {self.project_id} {self.region} {self.kind} {self.state}: {self.orders}"

@@ -16,7 +16,7 @@ from eoms.core.counters import next_value
 from eoms.core.events import emit
 from eoms.core.rows import Insert, Select, Update
 
-from . import events, policies
+from . import events, policies, summary
 from .attachments import Upload
 from .errors import (
     GuardFailed,
@@ -263,6 +263,7 @@ def create_order(
             "parent": parent.number if parent else None,
         },
     )
+    summary.bump({summary.bucket(order): (1, amount, 0, 0)})
     return order
 
 
@@ -316,6 +317,7 @@ def update_order(*, actor, order_id, changes: dict, expected_version: int | None
             _check_owner(order.project_id, value)
             cleaned[field] = value
     diff = {}
+    counted_before = (summary.bucket(order), order.contract_amount)
     for field, value in cleaned.items():
         before = getattr(order, field)
         if before != value:
@@ -334,8 +336,15 @@ def update_order(*, actor, order_id, changes: dict, expected_version: int | None
         object_repr=order.number,
         changes=diff,
     )
+    _recount_moved(order.id, counted_before, (summary.bucket(order), order.contract_amount))
     order.refresh_from_db()
     return order
+
+
+def _recount_moved(order_id, before, after) -> None:
+    """The summary after an order's amount or type changed: (bucket, amount) before and after."""
+    if before != after:
+        summary.bump(summary.move_changes(order_id, before, after))
 
 
 def _check_amount_in_tree(order: Order, amount: Decimal) -> None:
@@ -539,6 +548,7 @@ def _apply(order: Order, transition: Transition, *, actor, comment: str, added=(
             "attachments": [a.sha256 for a in added],
         },
     )
+    summary.bump(summary.transition_changes(order, target, now))
     if refresh:
         # The compare-and-set proved the row is the one read plus these values: no need to re-read it.
         for name, value in values.items():
@@ -616,6 +626,8 @@ def update_order_by_approver(*, actor, order_id, changes: dict, allowed: set[str
         object_repr=order.number,
         changes=diff,
     )
+    key = summary.bucket(order)
+    _recount_moved(order.id, (key, order.contract_amount), (key, cleaned.get("contract_amount", order.contract_amount)))
     return diff
 
 
@@ -672,3 +684,14 @@ def add_attachment(*, actor, order: Order, kind: str, upload: Upload, stored: li
         },
     )
     return attachment
+
+
+def rebuild_order_summary() -> int:
+    """Replace the order summary (the dashboards' figures) with a recount; the number of buckets."""
+    return summary.rebuild()
+
+
+def check_order_summary() -> list[tuple]:
+    """Buckets where the order summary differs from a recount: (bucket, stored, counted)."""
+    stored, counted = summary.current(), summary.recount()
+    return [(k, stored.get(k), counted.get(k)) for k in sorted(set(stored) | set(counted), key=str) if stored.get(k) != counted.get(k)]
