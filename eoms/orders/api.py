@@ -105,9 +105,12 @@ class OrderDetailOut(OrderOut):
 
 
 class OrderPage(Schema):
-    count: int
-    page: int
+    count: int | None = Field(description="Orders matching the filters; null on keyset pages (cursor given)")
+    page: int | None = Field(description="The page number; null on keyset pages")
     page_size: int
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` (with the same filters and ordering) for the next page; null on the last"
+    )
     results: list[OrderOut]
 
 
@@ -164,11 +167,19 @@ class OrderFilterIn(Schema):
     amount_max: Decimal | None = Field(None, ge=0)
     created_from: date | None = None
     created_to: date | None = None
+    updated_from: date | None = None
+    updated_to: date | None = None
     overdue: bool | None = None
     q: str = Field("", max_length=100)
     ordering: str = Field("-created", pattern=r"^-?(created|amount|deadline|number|updated)$")
     page: int = Field(1, ge=1, le=100000)
     page_size: int = Field(50, ge=1, le=200)
+    cursor: str | None = Field(
+        None,
+        max_length=500,
+        description="Keyset pagination: empty for the first page, then the previous page's next_cursor. "
+        "Constant cost at any depth and stable under inserts; no count, `page` is ignored",
+    )
 
 
 class TreeNode(Schema):
@@ -260,7 +271,7 @@ def order_detail(actor, order: Order) -> dict:
     }
 
 
-@router.get("", response={200: OrderPage, 422: ProblemSchema}, summary="List orders in your scope")
+@router.get("", response={200: OrderPage, 400: ProblemSchema, 422: ProblemSchema}, summary="List orders in your scope")
 def list_orders(request: HttpRequest, filters: Query[OrderFilterIn]):
     f = filters
     qs = selectors.list_orders(
@@ -277,17 +288,27 @@ def list_orders(request: HttpRequest, filters: Query[OrderFilterIn]):
             amount_max=f.amount_max,
             created_from=f.created_from,
             created_to=f.created_to,
+            updated_from=f.updated_from,
+            updated_to=f.updated_to,
             overdue=f.overdue,
             q=f.q,
             ordering=f.ordering,
         ),
     )
-    start = (f.page - 1) * f.page_size
+    keyset = f.cursor is not None
+    if keyset:
+        rows = list((selectors.after_cursor(qs, f.ordering, f.cursor) if f.cursor else qs)[: f.page_size + 1])
+    else:
+        start = (f.page - 1) * f.page_size
+        rows = list(qs[start : start + f.page_size + 1])
+    more = len(rows) > f.page_size
+    rows = rows[: f.page_size]
     return {
-        "count": qs.count(),
-        "page": f.page,
+        "count": None if keyset else qs.count(),
+        "page": None if keyset else f.page,
         "page_size": f.page_size,
-        "results": [order_out(o) for o in qs[start : start + f.page_size]],
+        "next_cursor": selectors.encode_cursor(f.ordering, rows[-1]) if more else None,
+        "results": [order_out(o) for o in rows],
     }
 
 

@@ -1,6 +1,6 @@
 from django.utils.translation import gettext_lazy as _
 
-from eoms.core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from eoms.core.errors import Conflict, DomainError, NotFound, PermissionDenied, ValidationFailed
 from eoms.core.uploads import AttachmentRejected as _AttachmentRejected
 
 __all__ = [
@@ -11,6 +11,7 @@ __all__ = [
     "OrderPermissionDenied",
     "OrderValidationFailed",
     "AttachmentRejected",
+    "InvalidCursor",
 ]
 
 
@@ -32,6 +33,11 @@ class StaleOrder(Conflict):
 class GuardFailed(Conflict):
     code = "order.guard_failed"
     title = _("A condition of this action is not met")
+
+
+class InvalidCursor(DomainError):
+    code = "order.invalid_cursor"
+    title = _("Invalid page cursor")
 
 
 class OrderPermissionDenied(PermissionDenied):

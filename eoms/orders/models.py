@@ -105,6 +105,15 @@ class Order(BaseModel):
         indexes = [
             models.Index(fields=["project", "state"], name="order_project_state_idx"),
             models.Index(fields=["state", "stage_deadline"], name="order_state_deadline_idx"),
+            # The list's orderings and its common filters read in order from these (keyset pages;
+            # EXPLAIN in eoms/orders/tests/test_list_keyset.py and bench/README.md, "reports"). The
+            # default ordering (-created_at, -id) uses created_at's own index, ties sorted incrementally.
+            models.Index(fields=["updated_at", "id"], name="order_updated_id_idx"),
+            models.Index(fields=["contract_amount", "id"], name="order_amount_id_idx"),
+            models.Index(fields=["state", "created_at", "id"], name="order_state_created_idx"),
+            models.Index(fields=["region", "created_at", "id"], name="order_region_created_idx"),
+            models.Index(fields=["kind", "created_at", "id"], name="order_kind_created_idx"),
+            models.Index(fields=["project", "created_at", "id"], name="order_project_created_idx"),
         ]
         permissions = [("view_all_orders", "Can see orders of every project")]
         verbose_name = _("order")

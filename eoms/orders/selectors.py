@@ -5,14 +5,16 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 from decimal import Decimal
 
-from django.db.models import Count, Q, QuerySet, Sum
+from django.core import signing
+from django.core.exceptions import ValidationError
+from django.db.models import Count, F, Q, QuerySet, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from eoms.accounts.selectors import project_ids_in_scope
 from eoms.core.rows import Select
 
-from .errors import OrderNotFound, OrderPermissionDenied
+from .errors import InvalidCursor, OrderNotFound, OrderPermissionDenied
 from .models import Order, OrderHistory
 from .policies import can_update_order, can_upload_attachment
 from .state import OrderState
@@ -21,6 +23,8 @@ __all__ = [
     "OrderFilters",
     "ORDERING",
     "list_orders",
+    "encode_cursor",
+    "after_cursor",
     "access_order",
     "order_timeline",
     "order_history",
@@ -31,18 +35,19 @@ __all__ = [
     "stage_deadlines_before",
 ]
 
-ORDERING = {
-    "created": "created_at",
-    "-created": "-created_at",
-    "amount": "contract_amount",
-    "-amount": "-contract_amount",
-    "deadline": "stage_deadline",
-    "-deadline": "-stage_deadline",
-    "number": "number",
-    "-number": "-number",
-    "updated": "updated_at",
-    "-updated": "-updated_at",
+# ordering parameter -> (field, descending). The id follows in the same direction, so every ordering
+# is total and one index (field, id) serves it both ways; keyset pages continue from (value, id).
+SORTS = {
+    "created": ("created_at", False),
+    "amount": ("contract_amount", False),
+    "deadline": ("stage_deadline", False),
+    "number": ("number", False),
+    "updated": ("updated_at", False),
 }
+SORTS.update({f"-{k}": (field, True) for k, (field, _) in list(SORTS.items())})
+ORDERING = {k: ("-" if desc else "") + field for k, (field, desc) in SORTS.items()}
+NULLABLE = {"stage_deadline"}  # orders without a deadline come last, in either direction
+CURSOR_SALT = "eoms.orders.list-cursor"
 
 
 @dataclass
@@ -57,6 +62,8 @@ class OrderFilters:
     amount_max: Decimal | None = None
     created_from: date | None = None
     created_to: date | None = None
+    updated_from: date | None = None
+    updated_to: date | None = None
     overdue: bool | None = None
     parent: str | None = None
     q: str = ""
@@ -100,6 +107,10 @@ def list_orders(*, actor, filters: OrderFilters | None = None) -> QuerySet[Order
         qs = qs.filter(created_at__gte=_day_start(f.created_from))
     if f.created_to:
         qs = qs.filter(created_at__lt=_day_start(f.created_to) + timezone.timedelta(days=1))
+    if f.updated_from:
+        qs = qs.filter(updated_at__gte=_day_start(f.updated_from))
+    if f.updated_to:
+        qs = qs.filter(updated_at__lt=_day_start(f.updated_to) + timezone.timedelta(days=1))
     if f.overdue is not None:
         late = Q(stage_deadline__lt=timezone.now()) & ~Q(state__in=OrderState.terminal())
         qs = qs.filter(late) if f.overdue else qs.exclude(late)
@@ -111,7 +122,57 @@ def list_orders(*, actor, filters: OrderFilters | None = None) -> QuerySet[Order
             | Q(project__name__icontains=q)
             | Q(customer__name__icontains=q)
         )
-    return qs.order_by(ORDERING.get(f.ordering, "-created_at"), "-id")
+    return qs.order_by(*_order_by(f.ordering))
+
+
+def _order_by(ordering: str) -> tuple:
+    field, desc = SORTS.get(ordering, SORTS["-created"])
+    if field in NULLABLE:
+        key = F(field).desc(nulls_last=True) if desc else F(field).asc(nulls_last=True)
+    else:  # no NULLS LAST on a NOT NULL column: PostgreSQL would no longer read it from an index backwards
+        key = f"-{field}" if desc else field
+    return key, "-id" if desc else "id"
+
+
+def encode_cursor(ordering: str, order: Order) -> str:
+    """An opaque, signed position after `order` in `ordering`: its sort value and id."""
+    field, _desc = SORTS.get(ordering, SORTS["-created"])
+    value = getattr(order, field)
+    if isinstance(value, datetime):
+        value = value.isoformat()
+    elif value is not None:
+        value = str(value)
+    return signing.dumps([ordering, value, str(order.pk)], salt=CURSOR_SALT, compress=True)
+
+
+def after_cursor(qs: QuerySet[Order], ordering: str, cursor: str) -> QuerySet[Order]:
+    """`qs` (ordered by `ordering`) from the row after `cursor` on: keyset pagination, constant cost
+    per page whatever the depth, stable under inserts. The condition is written as
+    `field <= v AND (field < v OR id < i)` (not the plain OR of the two) so the database bounds its
+    index scan by the first part. InvalidCursor for a cursor not made here or made for another ordering."""
+    try:
+        made_for, raw, key = signing.loads(cursor, salt=CURSOR_SALT)
+        key = uuid.UUID(key)
+    except (signing.BadSignature, ValueError, TypeError):
+        raise InvalidCursor(_("This cursor is not valid: start again from the first page."))
+    if made_for != ordering:
+        raise InvalidCursor(
+            _("This cursor was made for ordering %(made)s, not %(asked)s.") % {"made": made_for, "asked": ordering}
+        )
+    field, desc = SORTS[ordering]
+    past, id_past = ("lt", "lt") if desc else ("gt", "gt")
+    if raw is None:  # in the tail of rows without a value (nullable fields: nulls last)
+        return qs.filter(**{f"{field}__isnull": True, f"id__{id_past}": key})
+    model_field = Order._meta.get_field(field)
+    try:
+        value = model_field.to_python(raw)
+    except ValidationError:
+        raise InvalidCursor(_("This cursor is not valid: start again from the first page."))
+    reach = "lte" if desc else "gte"
+    condition = Q(**{f"{field}__{reach}": value}) & (Q(**{f"{field}__{past}": value}) | Q(**{f"id__{id_past}": key}))
+    if field in NULLABLE:
+        condition |= Q(**{f"{field}__isnull": True})
+    return qs.filter(condition)
 
 
 def access_order(actor, order_id, action: str = "view", *, for_update: bool = False) -> Order:
