@@ -694,4 +694,5 @@ def rebuild_order_summary() -> int:
 def check_order_summary() -> list[tuple]:
     """Buckets where the order summary differs from a recount: (bucket, stored, counted)."""
     stored, counted = summary.current(), summary.recount()
-    return [(k, stored.get(k), counted.get(k)) for k in sorted(set(stored) | set(counted), key=str) if stored.get(k) != counted.get(k)]
+    keys = sorted(set(stored) | set(counted), key=str)
+    return [(k, stored.get(k), counted.get(k)) for k in keys if stored.get(k) != counted.get(k)]

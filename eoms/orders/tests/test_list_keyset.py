@@ -203,4 +203,4 @@ def test_a_keyset_page_starts_in_the_index_at_the_cursor(world, ten_thousand):
     qs = selectors.list_orders(actor=world.admin, filters=OrderFilters(state=["APPROVED"]))
     plan = _plan(selectors.after_cursor(qs, "-created", cursor)[:51])
     assert not FULL_SORT.search(plan) and "Seq Scan on orders_order" not in plan, plan
-    assert re.search(r"Index Cond: \(.*orders_order\.created_at <= ", plan), plan
+    assert re.search(r"Index Cond: \(.*created_at <= ", plan), plan
