@@ -10,6 +10,7 @@ from eoms.core.ratelimit import DEFAULT as DEFAULT_RATE_LIMITS
 from eoms.masterdata.api import router as masterdata_router
 from eoms.notifications.api import router as notifications_router
 from eoms.orders.api import router as orders_router
+from eoms.reports.api import router as reports_router
 from eoms.webhooks.api import router as webhooks_router
 
 api = NinjaAPI(
@@ -30,3 +31,4 @@ api.add_router("/orders", orders_router)
 api.add_router("/approvals", approvals_router)
 api.add_router("/notifications", notifications_router)
 api.add_router("/webhooks", webhooks_router)
+api.add_router("/reports", reports_router)

@@ -8,14 +8,16 @@ from decimal import Decimal
 from django.core import signing
 from django.core.exceptions import ValidationError
 from django.db.models import Count, F, Q, QuerySet, Sum
+from django.db.models.functions import TruncMonth
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from eoms.accounts.selectors import project_ids_in_scope
+from eoms.accounts.roles import Role
+from eoms.accounts.selectors import project_ids_in_scope, roles_of
 from eoms.core.rows import Select
 
 from .errors import InvalidCursor, OrderNotFound, OrderPermissionDenied
-from .models import Order, OrderHistory
+from .models import Order, OrderHistory, OrderSummary
 from .policies import can_update_order, can_upload_attachment
 from .state import OrderState
 
@@ -33,6 +35,10 @@ __all__ = [
     "overdue_orders",
     "get_order_by_number",
     "stage_deadlines_before",
+    "DIMENSIONS",
+    "SummaryFilters",
+    "order_figures",
+    "stage_times",
 ]
 
 # ordering parameter -> (field, descending). The id follows in the same direction, so every ordering
@@ -87,18 +93,15 @@ def list_orders(*, actor, filters: OrderFilters | None = None) -> QuerySet[Order
     qs = _scoped(actor).select_related("project", "customer", "stage_owner")
     if f.state:
         qs = qs.filter(state__in=f.state)
-    if f.project:
-        qs = qs.filter(project_id=f.project)
-    if f.customer:
-        qs = qs.filter(customer_id=f.customer)
-    if f.region:
-        qs = qs.filter(region=f.region)
-    if f.kind:
-        qs = qs.filter(kind=f.kind)
-    if f.stage_owner:
-        qs = qs.filter(stage_owner_id=f.stage_owner)
-    if f.parent:
-        qs = qs.filter(parent_id=f.parent)
+    qs = _equal(
+        qs,
+        project_id=f.project,
+        customer_id=f.customer,
+        region=f.region,
+        kind=f.kind,
+        stage_owner_id=f.stage_owner,
+        parent_id=f.parent,
+    )
     if f.amount_min is not None:
         qs = qs.filter(contract_amount__gte=f.amount_min)
     if f.amount_max is not None:
@@ -284,3 +287,134 @@ def stage_deadlines_before(moment: datetime) -> QuerySet[Order]:
         .exclude(state__in=OrderState.terminal())
         .order_by("stage_deadline", "id")
     )
+
+
+# ------------------------------------------------------------------------------------- dashboard figures
+
+DIMENSIONS = ("month", "state", "region", "kind", "project")
+
+
+@dataclass
+class SummaryFilters:
+    month_from: date | None = None  # months are those of the orders' creation, in settings.TIME_ZONE
+    month_to: date | None = None
+    project: str | None = None
+    region: str | None = None
+    kind: str | None = None
+
+
+def _month_start(d: date) -> date:
+    return d.replace(day=1)
+
+
+def order_figures(*, actor, by: tuple[str, ...], filters: SummaryFilters | None = None, live: bool = False) -> list:
+    """Orders in the actor's scope counted by `by` (some of DIMENSIONS): dicts with those keys plus
+    `orders` and `amount`, ordered by the keys. From the maintained summary (one row per bucket), or
+    with `live` counted from the orders themselves (the same figures, a scan of the orders)."""
+    f = filters or SummaryFilters()
+    if live:
+        qs = Order.objects.order_by()
+        scope = figures_scope(actor)
+        if scope is not None:
+            qs = qs.filter(project_id__in=scope)
+        if f.month_from:
+            qs = qs.filter(created_at__gte=_month_moment(_month_start(f.month_from)))
+        if f.month_to:
+            qs = qs.filter(created_at__lt=_month_moment(_next_month(f.month_to)))
+        qs = _equal(qs, project_id=f.project, region=f.region, kind=f.kind)
+        fields = {"month": "created_month", "project": "project_id"}
+        qs = qs.annotate(created_month=TruncMonth("created_at", tzinfo=_zone())) if "month" in by else qs
+        rows = qs.values(*(fields.get(d, d) for d in by)).annotate(n=Count("id"), total=Sum("contract_amount"))
+        out = []
+        for row in rows:
+            item = {d: row[fields.get(d, d)] for d in by}
+            if "month" in item:
+                item["month"] = timezone.localtime(item["month"], _zone()).date()
+            out.append({**item, "orders": row["n"], "amount": _cents(row["total"])})
+        return sorted(out, key=lambda r: tuple(str(r[d]) for d in by))
+    qs = _summary(actor, f)
+    fields = {"project": "project_id"}
+    rows = (
+        qs.filter(orders__gt=0)
+        .values(*(fields.get(d, d) for d in by))
+        .annotate(n=Sum("orders"), total=Sum("amount"))
+        .order_by(*(fields.get(d, d) for d in by))
+    )
+    return [
+        {**{d: row[fields.get(d, d)] for d in by}, "orders": row["n"], "amount": _cents(row["total"])} for row in rows
+    ]
+
+
+def stage_times(*, actor, filters: SummaryFilters | None = None, live: bool = False) -> dict[str, dict]:
+    """Per state, the stays in it that have ended (an order entered the state and left it): how
+    many and their total length in microseconds; from the summary, or with `live` from the orders'
+    history (the same figures, a walk over every history row in scope)."""
+    f = filters or SummaryFilters()
+    out = {s: {"stays": 0, "stay_us": 0} for s in OrderState.values}
+    if live:
+        from . import summary
+
+        months = (
+            _month_start(f.month_from) if f.month_from else None,
+            _month_start(f.month_to) if f.month_to else None,
+        )
+        for key, (_o, _a, stays, us) in summary.recount(projects=figures_scope(actor), stays_only=True).items():
+            month, project, region, kind, state = key
+            if (months[0] and month < months[0]) or (months[1] and month > months[1]):
+                continue
+            if (f.project and str(project) != str(f.project)) or (f.region and region != f.region):
+                continue
+            if f.kind and kind != f.kind:
+                continue
+            out[state]["stays"] += stays
+            out[state]["stay_us"] += us
+        return out
+    rows = _summary(actor, f).filter(stays__gt=0).values("state").annotate(n=Sum("stays"), us=Sum("stay_us"))
+    for row in rows:
+        out[row["state"]] = {"stays": row["n"], "stay_us": row["us"]}
+    return out
+
+
+def figures_scope(actor) -> set | None:
+    """Projects whose figures `actor` sees (None: all): their order scope, and every project for
+    finance, who answer for the company's figures (they see the orders of their projects only)."""
+    if Role.FINANCE in roles_of(actor):
+        return None
+    return project_ids_in_scope(actor)
+
+
+def _cents(value) -> Decimal:
+    # SQLite sums decimals as floats of its own: back to two places (amounts of up to 16 digits).
+    return Decimal(value or 0).quantize(Decimal("0.01"))
+
+
+def _summary(actor, f: SummaryFilters) -> QuerySet[OrderSummary]:
+    qs = OrderSummary.objects.all()
+    scope = figures_scope(actor)
+    if scope is not None:
+        qs = qs.filter(project_id__in=scope)
+    if f.month_from:
+        qs = qs.filter(month__gte=_month_start(f.month_from))
+    if f.month_to:
+        qs = qs.filter(month__lte=_month_start(f.month_to))
+    return _equal(qs, project_id=f.project, region=f.region, kind=f.kind)
+
+
+def _equal(qs, **values):
+    """`qs` filtered on each field whose value is given (not None or empty)."""
+    given = {k: v for k, v in values.items() if v}
+    return qs.filter(**given) if given else qs
+
+
+def _zone():
+    from . import summary
+
+    return summary.zone()
+
+
+def _month_moment(d: date) -> datetime:
+    return datetime.combine(d, time.min, tzinfo=_zone())
+
+
+def _next_month(d: date) -> date:
+    return date(d.year + d.month // 12, d.month % 12 + 1, 1)

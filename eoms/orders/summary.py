@@ -22,7 +22,7 @@ from django.db import IntegrityError, connection, transaction
 
 from .models import Order, OrderHistory, OrderSummary
 
-__all__ = ["month_of", "bucket", "transition_changes", "bump", "recount", "current", "rebuild"]
+__all__ = ["zone", "month_of", "bucket", "transition_changes", "bump", "recount", "current", "rebuild"]
 
 Key = tuple[date, object, str, str, str]  # month, project id, region, kind, state
 ZERO = Decimal("0.00")
@@ -31,11 +31,11 @@ ZERO = Decimal("0.00")
 def month_of(moment: datetime) -> date:
     """The first day of the month `moment` falls in, in the configured time zone (settings.TIME_ZONE,
     whatever zone a request has activated)."""
-    return moment.astimezone(_zone()).date().replace(day=1)
+    return moment.astimezone(zone()).date().replace(day=1)
 
 
 @functools.cache
-def _zone():
+def zone():
     from django.conf import settings
 
     return zoneinfo.ZoneInfo(settings.TIME_ZONE)
@@ -129,23 +129,28 @@ def bump(changes: dict[Key, tuple[int, Decimal, int, int]]) -> None:
                 cursor.execute(sql, params)
 
 
-def recount() -> dict[Key, tuple[int, Decimal, int, int]]:
-    """The summary counted from scratch from the orders and their history (zero buckets left out):
-    one statement on PostgreSQL, a walk over the rows elsewhere."""
+def recount(*, projects=None, stays_only: bool = False) -> dict[Key, tuple[int, Decimal, int, int]]:
+    """The summary counted from scratch from the orders and their history (zero buckets left out),
+    of the orders of `projects` (ids; None: all); `stays_only` leaves the orders and amounts at zero.
+    One statement on PostgreSQL, a walk over the rows elsewhere."""
     if connection.vendor == "postgresql":
-        return _recount_postgresql()
+        return _recount_postgresql(projects, stays_only)
     out: dict[Key, list] = defaultdict(lambda: [0, ZERO, 0, 0])
     orders = {}
     rows = Order.objects.values_list("id", "created_at", "project_id", "region", "kind", "state", "contract_amount")
+    history = OrderHistory.objects.values_list("order_id", "at", "to_state")
+    if projects is not None:
+        rows = rows.filter(project_id__in=projects)
+        history = history.filter(order__project_id__in=projects)
     for oid, created, project, region, kind, state, amount in rows.order_by().iterator(chunk_size=20000):
         month = month_of(created)
         orders[oid] = (month, project, region, kind)
-        row = out[(month, project, region, kind, state)]
-        row[0] += 1
-        row[1] += amount
-    history = OrderHistory.objects.order_by("order_id", "at", "id").values_list("order_id", "at", "to_state")
+        if not stays_only:
+            row = out[(month, project, region, kind, state)]
+            row[0] += 1
+            row[1] += amount
     last = (None, None, None)
-    for oid, at, to_state in history.iterator(chunk_size=20000):
+    for oid, at, to_state in history.order_by("order_id", "at", "id").iterator(chunk_size=20000):
         last_oid, last_at, last_state = last
         if oid == last_oid:
             row = out[(*orders[oid], last_state)]
@@ -160,13 +165,13 @@ _RECOUNT_PG = """
 WITH o AS (
     SELECT id, (date_trunc('month', created_at AT TIME ZONE %(tz)s))::date AS month,
            project_id, region, kind, state, contract_amount
-    FROM orders_order
+    FROM orders_order WHERE %(all)s OR project_id = ANY(%(projects)s::uuid[])
 ), counts AS (
     SELECT month, project_id, region, kind, state, count(*) AS orders, sum(contract_amount) AS amount
-    FROM o GROUP BY 1, 2, 3, 4, 5
+    FROM o WHERE NOT %(stays_only)s GROUP BY 1, 2, 3, 4, 5
 ), h AS (
     SELECT order_id, to_state, at, lead(at) OVER (PARTITION BY order_id ORDER BY at, id) AS next_at
-    FROM orders_orderhistory
+    FROM orders_orderhistory WHERE %(all)s OR order_id IN (SELECT id FROM o)
 ), stays AS (
     SELECT o.month, o.project_id, o.region, o.kind, h.to_state AS state, count(*) AS stays,
            sum(((extract(epoch FROM h.next_at) - extract(epoch FROM h.at)) * 1000000)::bigint) AS stay_us
@@ -178,11 +183,17 @@ FROM counts c FULL JOIN stays s USING (month, project_id, region, kind, state)
 """
 
 
-def _recount_postgresql() -> dict[Key, tuple[int, Decimal, int, int]]:
+def _recount_postgresql(projects, stays_only: bool) -> dict[Key, tuple[int, Decimal, int, int]]:
     from django.conf import settings
 
+    params = {
+        "tz": settings.TIME_ZONE,
+        "all": projects is None,
+        "projects": [str(p) for p in projects or ()],
+        "stays_only": stays_only,
+    }
     with connection.cursor() as cursor:
-        cursor.execute(_RECOUNT_PG, {"tz": settings.TIME_ZONE})
+        cursor.execute(_RECOUNT_PG, params)
         rows = cursor.fetchall()
     return {
         tuple(r[:5]): (int(r[5]), Decimal(r[6]).quantize(Decimal("0.01")), int(r[7]), int(r[8]))

@@ -53,6 +53,7 @@ MATRIX_MODULES = (
     "eoms.approvals.tests.api_matrix",
     "eoms.notifications.tests.api_matrix",
     "eoms.webhooks.tests.api_matrix",
+    "eoms.reports.tests.api_matrix",
 )
 API_MODULE = "eoms.api"
 DENIED = frozenset({401, 403, 404})
