@@ -22,5 +22,6 @@ def ensure_roles(**kwargs) -> None:
         Role.FINANCE: views.filter(content_type__app_label__in=("masterdata", "orders")),
     }
     for role, perms in grants.items():
+        # nosemgrep: eoms-write-outside-services -- the roles' groups follow the code after each migrate (post_migrate)
         group, _ = Group.objects.get_or_create(name=role.value)
         group.permissions.set(perms)

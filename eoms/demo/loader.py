@@ -795,6 +795,7 @@ def _deliver_history(plan: Plan) -> None:
     while relay_once(transport, batch=500):
         pass
     old = OutboxMessage.objects.filter(created_at__lt=plan.anchor - timedelta(days=3)).values("message_id")
+    # nosemgrep: eoms-write-outside-services -- the demo's made-up history: its old notifications were read
     Notification.objects.filter(read_at__isnull=True, message_id__in=old).update(read_at=timezone.now())
 
 

@@ -55,6 +55,7 @@ def rotate(*, batch_size: int = 500, limit: int | None = None, write=lambda line
                 for pk, envelope in rows:
                     clear = crypto.decrypt(envelope, table=table, column=field, row_id=pk, ring=ring)
                     sealed = crypto.encrypt(clear, table=table, column=field, row_id=pk, ring=ring)
+                    # nosemgrep: eoms-write-outside-services -- the same value, re-sealed; the run is audited
                     model.objects.filter(pk=pk, **{column: envelope}).update(**{column: sealed})
             done[label] += len(rows)
             if budget is not None:
