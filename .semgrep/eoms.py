@@ -6,7 +6,7 @@ from django.views.decorators.csrf import csrf_exempt
 from ninja import NinjaAPI
 
 
-def queries(cursor, Order, table, value, qn):
+def queries(cursor, connection, Order, table, value, qn):
     # ruleid: eoms-raw-sql-formatting
     cursor.execute(f"SELECT * FROM orders WHERE title = '{value}'")
     # ruleid: eoms-raw-sql-formatting
@@ -24,6 +24,10 @@ def queries(cursor, Order, table, value, qn):
     statement = f"SELECT COUNT(*) FROM {qn(table)}"  # identifiers quoted once, values never in the text
     # ok: eoms-raw-sql-formatting
     cursor.execute(statement)
+    # ok: eoms-raw-sql-formatting
+    cursor.execute(f"LOCK TABLE {connection.ops.quote_name(table)} IN EXCLUSIVE MODE")
+    # ruleid: eoms-raw-sql-formatting
+    cursor.execute(f"SELECT * FROM {connection.ops.quote_name(table)} WHERE title = '{value}'")
 
 
 # ruleid: eoms-no-csrf-exempt
