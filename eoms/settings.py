@@ -57,6 +57,8 @@ INSTALLED_APPS = [
     "eoms.notifications",
     "eoms.webhooks",
     "eoms.reports",
+    "eoms.oauth",  # before oauth2_provider: its consent template is ours
+    "oauth2_provider",
 ]
 
 MIDDLEWARE = [
@@ -326,3 +328,47 @@ WEBHOOKS_ALLOW_PRIVATE = env.bool("EOMS_WEBHOOKS_ALLOW_PRIVATE", default=False)
 WEBHOOKS_MAX_ATTEMPTS = env.int("EOMS_WEBHOOKS_MAX_ATTEMPTS", default=8)
 WEBHOOKS_PAUSE_AFTER = env.int("EOMS_WEBHOOKS_PAUSE_AFTER", default=3)
 WEBHOOKS_TIMEOUT = env.float("EOMS_WEBHOOKS_TIMEOUT", default=10.0)
+
+# OAuth2 authorization server (eoms.oauth, django-oauth-toolkit, docs/decisions/0010): access tokens are
+# EdDSA-signed JWTs (RFC 9068) of EOMS_OAUTH_ACCESS_TOKEN_SECONDS, signed by the first key of EOMS_JWT_KEYS
+# ("j2:<base64 Ed25519 key>,j1:<…>"; every key listed verifies; unset in development: one generated once in
+# EOMS_DATA_DIR/jwt_keys; production refuses to start without it). Refresh tokens rotate on every use and
+# one presented again revokes its whole family; they die EOMS_OAUTH_REFRESH_TOKEN_SECONDS after their
+# access token expires. Issuer: EOMS_PUBLIC_URL; audience: EOMS_PUBLIC_URL + "/api/v1".
+JWT_KEYS = env("EOMS_JWT_KEYS", default="")
+if PRODUCTION:
+    from eoms.oauth.keys import refuse_missing_jwt_keys
+
+    refuse_missing_jwt_keys(jwt_keys=JWT_KEYS)
+# DOT's own models, named so that migrations pointing at them (eoms.oauth's) resolve the swappable settings.
+OAUTH2_PROVIDER_APPLICATION_MODEL = "oauth2_provider.Application"
+OAUTH2_PROVIDER_ACCESS_TOKEN_MODEL = "oauth2_provider.AccessToken"
+OAUTH2_PROVIDER_REFRESH_TOKEN_MODEL = "oauth2_provider.RefreshToken"
+OAUTH2_PROVIDER_ID_TOKEN_MODEL = "oauth2_provider.IDToken"
+OAUTH2_PROVIDER_GRANT_MODEL = "oauth2_provider.Grant"
+OAUTH2_PROVIDER = {
+    "ACCESS_TOKEN_GENERATOR": "eoms.oauth.tokens.generate_access_token",
+    "REFRESH_TOKEN_GENERATOR": "oauthlib.oauth2.rfc6749.tokens.random_token_generator",
+    "ACCESS_TOKEN_EXPIRE_SECONDS": env.int("EOMS_OAUTH_ACCESS_TOKEN_SECONDS", default=600),
+    "REFRESH_TOKEN_EXPIRE_SECONDS": env.int("EOMS_OAUTH_REFRESH_TOKEN_SECONDS", default=30 * 24 * 3600),
+    "AUTHORIZATION_CODE_EXPIRE_SECONDS": 60,
+    "ROTATE_REFRESH_TOKEN": True,
+    "REFRESH_TOKEN_REUSE_PROTECTION": True,
+    "PKCE_REQUIRED": True,
+    "OAUTH2_SERVER_CLASS": "eoms.oauth.server.EomsServer",
+    "OAUTH2_VALIDATOR_CLASS": "eoms.oauth.server.EomsValidator",
+    "SCOPES_BACKEND_CLASS": "eoms.oauth.scopes.ClientScopes",
+    "ALLOWED_REDIRECT_URI_SCHEMES": ["https"] if PRODUCTION else ["http", "https"],
+    "REQUEST_APPROVAL_PROMPT": "force",
+    "COMPLIANT_BCP_RFC9700_IMPLICIT_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PASSWORD_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PKCE_METHOD": True,
+    "COMPLIANT_BCP_RFC9700_ACCESS_TOKEN_TRANSPORT": True,
+    "COMPLIANT_BCP_RFC9700_TOKEN_STORAGE": True,
+    "COMPLIANT_BCP_RFC9700_REFRESH_TOKEN": True,
+    "COMPLIANT_BCP_RFC9700_REDIRECT_URI_SCHEME": True,
+    "COMPLIANT_BCP_RFC9700_REDIRECT_URI_MATCHING": True,
+    "COMPLIANT_BCP_RFC9700_PKCE_REQUIRED": True,
+    "OAUTH2_GRANT_TYPES_SUPPORTED": ["authorization_code", "client_credentials", "refresh_token"],
+    "OAUTH2_RESPONSE_TYPES_SUPPORTED": ["code"],
+}

@@ -17,5 +17,6 @@ urlpatterns = [
     path("approvals/", include("eoms.approvals.web.urls")),
     path("notifications/", include("eoms.notifications.web.urls")),
     path("webhooks/", include("eoms.webhooks.web.urls")),
+    path("", include("eoms.oauth.urls")),
     path("", include("eoms.core.web_urls")),
 ]

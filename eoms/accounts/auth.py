@@ -1,8 +1,11 @@
-"""API authentication: the page session (with CSRF) or a personal bearer token."""
+"""API authentication: the page session (with CSRF), a personal bearer token (eoms_…) or an OAuth2 access
+token (a JWT, eoms.oauth), whose scopes are checked against the request."""
 
 from ninja.security import HttpBearer, SessionAuth
 
-from .services import active_api_token
+from eoms.oauth.auth import authenticate_access_token
+
+from .services import TOKEN_PREFIX, active_api_token
 
 __all__ = ["BearerToken", "Session", "API_AUTH"]
 
@@ -11,6 +14,9 @@ class BearerToken(HttpBearer):
     openapi_scheme = "bearer"
 
     def authenticate(self, request, token):
+        if not token.startswith(TOKEN_PREFIX):
+            # Sets request.eoms_client_id = "oauth:<client id>" for the per-client rate limit.
+            return authenticate_access_token(request, token)
         found = active_api_token(token)
         if found is None:
             return None
