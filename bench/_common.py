@@ -47,6 +47,7 @@ def bench_env(data_dir: str, database_url: str | None, *, conn_max_age: int = 60
         # Field encryption keys (production refuses to start without them): fresh for each run.
         "EOMS_FIELD_KEYS": "k1:" + base64.b64encode(secrets.token_bytes(32)).decode(),
         "EOMS_BLIND_INDEX_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
+        "EOMS_JWT_KEYS": "j1:" + base64.b64encode(secrets.token_bytes(32)).decode(),
         "EOMS_ALLOWED_HOSTS": "127.0.0.1,localhost,testserver",
         "EOMS_DATA_DIR": data_dir,
         "EOMS_DEBUG": "false",  # DEBUG keeps every SQL statement in memory

@@ -11,10 +11,10 @@ import hashlib
 from urllib.parse import unquote_plus
 
 from django.db import transaction
-from oauthlib.oauth2 import Server
-from oauthlib.oauth2.rfc6749.grant_types.authorization_code import code_challenge_method_s256
 from oauth2_provider.models import AccessToken, RefreshToken
 from oauth2_provider.oauth2_validators import OAuth2Validator
+from oauthlib.oauth2 import Server
+from oauthlib.oauth2.rfc6749.grant_types.authorization_code import code_challenge_method_s256
 
 from eoms.core import audit
 
@@ -72,6 +72,14 @@ class EomsValidator(OAuth2Validator):
                 changes={"grant_type": getattr(request, "grant_type", None) or ""},
             )
         return authenticated
+
+    def validate_grant_type(self, client_id, grant_type, client, request, *args, **kwargs):
+        """Client credentials act as the client's owner: none for a client whose owner is gone or disabled."""
+        if grant_type == "client_credentials":
+            owner = request.client.user
+            if owner is None or not owner.is_active:
+                return False
+        return super().validate_grant_type(client_id, grant_type, client, request, *args, **kwargs)
 
     def save_bearer_token(self, token, request, *args, **kwargs):
         with transaction.atomic():

@@ -50,7 +50,9 @@ def generate_access_token(request) -> str:
         "scope": " ".join(request.scopes or ()),
     }
     request.eoms_jti = claims["jti"]  # for the audit entry of the issue, which never holds the token
-    return jwt.encode(claims, ring.signing_key, algorithm=ALGORITHM, headers={"kid": ring.current_id, "typ": TOKEN_TYPE})
+    return jwt.encode(
+        claims, ring.signing_key, algorithm=ALGORITHM, headers={"kid": ring.current_id, "typ": TOKEN_TYPE}
+    )
 
 
 @dataclass(frozen=True)

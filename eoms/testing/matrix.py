@@ -25,6 +25,8 @@ from django.test import Client
 
 __all__ = [
     "IDENTITIES",
+    "OAUTH_IDENTITIES",
+    "oauth_client_for",
     "MATRIX_MODULES",
     "DENIED",
     "Matrix",
@@ -46,6 +48,23 @@ IDENTITIES = (
     "outsider",
     "anonymous",
 )
+# OAuth2 identities: a client-credentials client owned by the world's user of that role, holding a token
+# with these scopes. Expected: the role's own status where the scopes cover the request, else 403
+# (oauth.insufficient_scope). eoms/oauth/tests/test_scope_matrix.py runs them over a representative set.
+OAUTH_IDENTITIES = {
+    "oauth_pm_orders_read": ("project_manager", "orders:read"),
+    "oauth_pm_orders_rw": ("project_manager", "orders:read orders:write masterdata:read"),
+    "oauth_approver_approvals": ("approver", "approvals:read approvals:write"),
+    "oauth_auditor_read": (
+        "auditor",
+        "accounts:read orders:read approvals:read masterdata:read notifications:read webhooks:read",
+    ),
+    "oauth_admin_all": (
+        "admin",
+        "accounts:read orders:read orders:write approvals:read approvals:write masterdata:read masterdata:write "
+        "notifications:read notifications:write webhooks:read webhooks:write",
+    ),
+}
 MATRIX_MODULES = (
     "eoms.orders.tests.api_matrix",
     "eoms.accounts.tests.api_matrix",
@@ -136,6 +155,32 @@ def client_for(world, identity: str) -> Client:
     if identity != "anonymous":
         client.force_login(world.by_role[identity])
     return client
+
+
+def oauth_client_for(world, identity: str) -> Client:
+    """A test client sending a real access token: a client-credentials client registered for the
+    identity's role user, and a token asked at the token endpoint for the identity's scopes."""
+    import base64
+
+    from oauth2_provider.models import Application
+
+    services = importlib.import_module("eoms.oauth.services")
+    role, scopes = OAUTH_IDENTITIES[identity]
+    policy, secret = services.register_client(
+        actor=world.admin,
+        name=identity,
+        grant_type=Application.GRANT_CLIENT_CREDENTIALS,
+        client_type=Application.CLIENT_CONFIDENTIAL,
+        scopes=scopes.split(),
+        owner=world.by_role[role],
+    )
+    basic = base64.b64encode(f"{policy.application.client_id}:{secret}".encode()).decode()
+    answer = Client().post(
+        "/o/token/", {"grant_type": "client_credentials", "scope": scopes}, HTTP_AUTHORIZATION=f"Basic {basic}"
+    )
+    if answer.status_code != 200:
+        raise AssertionError(f"no token for {identity}: {answer.status_code} {answer.content[:300]!r}")
+    return Client(HTTP_AUTHORIZATION=f"Bearer {answer.json()['access_token']}")
 
 
 def perform(client: Client, method: str, request: dict) -> HttpResponse:

@@ -20,7 +20,14 @@ WEB_LABELS = {"app.kubernetes.io/name": "eoms", "app.kubernetes.io/component": "
 WORKER_LABELS = {"app.kubernetes.io/name": "eoms", "app.kubernetes.io/component": "worker"}
 BEAT_LABELS = {"app.kubernetes.io/name": "eoms", "app.kubernetes.io/component": "beat"}
 METRICS_PORT = 9102  # `--metrics-port` of the relay and the workers (eoms.core.process_metrics)
-KEYS = ("EOMS_SECRET_KEY", "EOMS_AUDIT_KEY", "EOMS_FIELD_KEYS", "EOMS_BLIND_INDEX_KEY", "EOMS_METRICS_TOKEN")
+KEYS = (
+    "EOMS_SECRET_KEY",
+    "EOMS_AUDIT_KEY",
+    "EOMS_FIELD_KEYS",
+    "EOMS_BLIND_INDEX_KEY",
+    "EOMS_JWT_KEYS",
+    "EOMS_METRICS_TOKEN",
+)
 SECRET_KEYS = {*KEYS, "DATABASE_URL", "REDIS_URL", "BROKER_URL"}
 
 

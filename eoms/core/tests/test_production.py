@@ -11,6 +11,7 @@ GOOD_SECRET = "s" * 33 + "-0123456789abcdef"  # 50 characters
 GOOD_AUDIT = "a" * 30 + "-fedcba9876543210"
 GOOD_FIELD_KEYS = "k2:" + base64.b64encode(b"2" * 32).decode() + ",k1:" + base64.b64encode(b"1" * 32).decode()
 GOOD_INDEX_KEY = base64.b64encode(b"i" * 32).decode()
+GOOD_JWT_KEYS = "j1:" + base64.b64encode(b"j" * 32).decode()
 PRINT_SETTINGS = (
     "import django; django.setup(); from django.conf import settings as s; "
     "print(s.DEBUG, s.SECURE_HSTS_SECONDS, s.SECURE_PROXY_SSL_HEADER, s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE, "
@@ -33,6 +34,7 @@ def _environment(tmp_path, overrides: dict) -> dict:
             "EOMS_AUDIT_KEY": GOOD_AUDIT,
             "EOMS_FIELD_KEYS": GOOD_FIELD_KEYS,
             "EOMS_BLIND_INDEX_KEY": GOOD_INDEX_KEY,
+            "EOMS_JWT_KEYS": GOOD_JWT_KEYS,
             "EOMS_ALLOWED_HOSTS": "eoms.example.com",
             "DATABASE_URL": "postgres://eoms:pw@db.example.com:5432/eoms",
         }

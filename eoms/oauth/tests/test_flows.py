@@ -76,7 +76,11 @@ def test_wrong_client_secret_is_refused_and_audited(oauth):
     assert response.status_code == 401
     assert response.json()["error"] == "invalid_client"
     entry = AuditEntry.objects.get(action="oauth.client_authentication_failed")
-    assert (entry.actor_id, entry.object_id, entry.changes) == (None, oauth.erp_id, {"grant_type": "client_credentials"})
+    assert (entry.actor_id, entry.object_id, entry.changes) == (
+        None,
+        oauth.erp_id,
+        {"grant_type": "client_credentials"},
+    )
     assert "not-the-secret" not in json.dumps(entry.changes)
     assert AccessToken.objects.count() == 0
 
@@ -211,7 +215,11 @@ def test_reusing_a_rotated_refresh_token_revokes_the_family(oauth, world):
     replay = _refresh(oauth, first["refresh_token"])
     assert replay.status_code == 400 and replay.json()["error"] == "invalid_grant"
     entry = AuditEntry.objects.get(action="oauth.refresh_token_reused")
-    assert (entry.actor_id, entry.object_id, entry.changes) == (world.approver.pk, oauth.h5_id, {"family_revoked": True})
+    assert (entry.actor_id, entry.object_id, entry.changes) == (
+        world.approver.pk,
+        oauth.h5_id,
+        {"family_revoked": True},
+    )
     # The thief's copy killed the legitimate holder's refresh token too, and its access token.
     assert _refresh(oauth, second["refresh_token"]).json()["error"] == "invalid_grant"
     assert RefreshToken.objects.filter(revoked__isnull=True).count() == 0
