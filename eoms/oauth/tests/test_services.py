@@ -148,3 +148,19 @@ def test_disabling_a_clients_owner_ends_the_clients_tokens(oauth, world):
     fresh = Client().post("/o/token/", {"grant_type": "client_credentials"}, **basic(oauth.erp_id, oauth.erp_secret))
     assert (fresh.status_code, fresh.json()["error"]) == (400, "unauthorized_client")
     assert AccessToken.objects.count() == 0
+
+
+@pytest.mark.asvs("2.4.1")
+def test_an_oauth_client_is_rate_limited_as_a_client_of_its_own(oauth, settings):
+    """The rate limiter's client bucket is the OAuth2 client (request.eoms_client_id = "oauth:<id>"):
+    two tokens of one client share it."""
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    settings.API_RATE_WINDOW_SECONDS = 60
+    settings.API_RATE_PER_IP = settings.API_RATE_PER_USER = settings.API_RATE_EXPENSIVE = 0
+    settings.API_RATE_PER_CLIENT = 2
+    first = client_credentials(oauth, scope="orders:read").json()["access_token"]
+    second = client_credentials(oauth, scope="orders:read").json()["access_token"]
+    statuses = [Client().get("/api/v1/orders", **bearer(t)).status_code for t in (first, second, second)]
+    assert statuses == [200, 200, 429]
+    refused = Client().get("/api/v1/orders", **bearer(first))
+    assert (refused.status_code, refused.json()["bucket"]) == (429, "client")
