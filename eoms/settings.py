@@ -329,7 +329,7 @@ WEBHOOKS_MAX_ATTEMPTS = env.int("EOMS_WEBHOOKS_MAX_ATTEMPTS", default=8)
 WEBHOOKS_PAUSE_AFTER = env.int("EOMS_WEBHOOKS_PAUSE_AFTER", default=3)
 WEBHOOKS_TIMEOUT = env.float("EOMS_WEBHOOKS_TIMEOUT", default=10.0)
 
-# OAuth2 authorization server (eoms.oauth, django-oauth-toolkit, docs/decisions/0012): access tokens are
+# OAuth2 authorization server (eoms.oauth, django-oauth-toolkit, docs/decisions/0013): access tokens are
 # EdDSA-signed JWTs (RFC 9068) of EOMS_OAUTH_ACCESS_TOKEN_SECONDS, signed by the first key of EOMS_JWT_KEYS
 # ("j2:<base64 Ed25519 key>,j1:<…>"; every key listed verifies; unset in development: one generated once in
 # EOMS_DATA_DIR/jwt_keys; production refuses to start without it). Refresh tokens rotate on every use and

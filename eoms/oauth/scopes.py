@@ -23,6 +23,7 @@ SCOPES = {
     "notifications:write": _("Mark notifications read"),
     "webhooks:read": _("Read webhooks and their deliveries"),
     "webhooks:write": _("Manage webhooks"),
+    "reports:read": _("Read reports and dashboards"),
 }
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 API_PREFIX = "/api/v1/"

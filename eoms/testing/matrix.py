@@ -57,12 +57,12 @@ OAUTH_IDENTITIES = {
     "oauth_approver_approvals": ("approver", "approvals:read approvals:write"),
     "oauth_auditor_read": (
         "auditor",
-        "accounts:read orders:read approvals:read masterdata:read notifications:read webhooks:read",
+        "accounts:read orders:read approvals:read masterdata:read notifications:read webhooks:read reports:read",
     ),
     "oauth_admin_all": (
         "admin",
         "accounts:read orders:read orders:write approvals:read approvals:write masterdata:read masterdata:write "
-        "notifications:read notifications:write webhooks:read webhooks:write",
+        "notifications:read notifications:write webhooks:read webhooks:write reports:read",
     ),
 }
 MATRIX_MODULES = (

@@ -118,6 +118,7 @@ def test_authorization_server_metadata():
             "notifications:write",
             "webhooks:read",
             "webhooks:write",
+            "reports:read",
         ],
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
