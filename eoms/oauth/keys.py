@@ -98,15 +98,20 @@ def parse_jwt_keys(text: str) -> JwtKeyring:
 def _dev_keys(data_dir: Path) -> str:
     path = Path(data_dir) / DEV_KEYS_FILE
     if not path.exists():
-        body = f"dev1:{base64.b64encode(secrets.token_bytes(32)).decode()}\n"
+        # Written whole under a private name, then linked in place: a process starting at the same time
+        # (test workers, web and relay) finds either no file or the complete one, never a half-written one.
+        tmp = path.with_name(f".{DEV_KEYS_FILE}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(f"dev1:{base64.b64encode(secrets.token_bytes(32)).decode()}\n")
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            os.link(tmp, path)
         except FileExistsError:
             pass  # another process won the race: read theirs
         else:
-            with os.fdopen(fd, "w") as f:
-                f.write(body)
             log.warning("EOMS_JWT_KEYS is not set: generated a development signing key in %s", path)
+        finally:
+            tmp.unlink()
     return path.read_text().strip()
 
 

@@ -257,3 +257,24 @@ def test_introspection_tells_a_client_about_its_token(oauth):
     assert response.status_code == 200, response.content
     body = response.json()
     assert (body["active"], body["scope"], body["client_id"]) == (True, "orders:read", oauth.erp_id)
+
+
+@pytest.mark.asvs("10.4.11")
+def test_an_app_cannot_ask_a_user_for_scopes_it_is_not_allowed(oauth, world):
+    browser = Client()
+    browser.force_login(world.approver)
+    _, challenge = pkce_pair()
+    answer = browser.get(
+        "/o/authorize/",
+        {
+            "response_type": "code",
+            "client_id": oauth.h5_id,
+            "redirect_uri": "https://h5.example.com/callback",
+            "scope": "orders:read webhooks:write",
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+        },
+    )
+    assert answer.status_code == 302
+    assert answer["Location"].startswith("https://h5.example.com/callback?error=invalid_scope")
+    assert "code=" not in answer["Location"]

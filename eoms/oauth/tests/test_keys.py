@@ -154,3 +154,15 @@ def test_production_refuses_to_start_without_jwt_keys(tmp_path):
         [sys.executable, "-c", "import django; django.setup()"], env=env, capture_output=True, text=True, timeout=120
     )
     assert ok.returncode == 0, ok.stderr
+
+
+def test_development_key_is_generated_once_and_kept(tmp_path, settings):
+    settings.DATA_DIR = tmp_path
+    settings.JWT_KEYS = ""
+    from eoms.oauth.keys import jwt_keyring
+
+    first = jwt_keyring()
+    assert first.current_id == "dev1"
+    assert (tmp_path / "jwt_keys").stat().st_mode & 0o777 == 0o600
+    assert jwt_keyring().signing_key.private_bytes_raw() == first.signing_key.private_bytes_raw()
+    assert [p.name for p in tmp_path.iterdir()] == ["jwt_keys"]
