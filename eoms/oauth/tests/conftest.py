@@ -69,17 +69,28 @@ def pkce_pair() -> tuple[str, str]:
     return verifier, challenge
 
 
-def authorize(browser: Client, oauth, *, challenge: str, scope="orders:read approvals:read", method="S256"):
-    """The user's consent through the real authorize view: returns the code the redirect carries."""
+def signed_in(user) -> Client:
+    browser = Client()
+    browser.force_login(user)
+    return browser
+
+
+def authorize_params(oauth, *, scope: str, challenge: str | None = None, method: str | None = "S256") -> dict:
+    """The query of an authorization request of the mobile H5 client (None values left out)."""
     params = {
         "response_type": "code",
         "client_id": oauth.h5_id,
         "redirect_uri": REDIRECT,
         "scope": scope,
-        "state": "st-123",
         "code_challenge": challenge,
-        "code_challenge_method": method,
+        "code_challenge_method": method if challenge else None,
     }
+    return {k: v for k, v in params.items() if v is not None}
+
+
+def authorize(browser: Client, oauth, *, challenge: str, scope="orders:read approvals:read", method="S256"):
+    """The user's consent through the real authorize view: returns the code the redirect carries."""
+    params = {**authorize_params(oauth, scope=scope, challenge=challenge, method=method), "state": "st-123"}
     page = browser.get("/o/authorize/", params)
     assert page.status_code == 200, page.content[:500]
     form = {**params, "allow": "Authorize"}

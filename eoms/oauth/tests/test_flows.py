@@ -10,7 +10,16 @@ from oauth2_provider.models import AccessToken, RefreshToken
 
 from eoms.core.models import AuditEntry
 
-from .conftest import authorize, basic, bearer, client_credentials, exchange, pkce_pair
+from .conftest import (
+    authorize,
+    authorize_params,
+    basic,
+    bearer,
+    client_credentials,
+    exchange,
+    pkce_pair,
+    signed_in,
+)
 
 
 def _jwks_key(kid: str):
@@ -87,8 +96,7 @@ def test_wrong_client_secret_is_refused_and_audited(oauth):
 
 @pytest.mark.asvs("10.4.6")
 def test_authorization_code_with_pkce_full_flow(oauth, world):
-    browser = Client()
-    browser.force_login(world.approver)
+    browser = signed_in(world.approver)
     verifier, challenge = pkce_pair()
     code = authorize(browser, oauth, challenge=challenge)
     response = exchange(oauth, code, verifier)
@@ -106,20 +114,9 @@ def test_authorization_code_with_pkce_full_flow(oauth, world):
 
 @pytest.mark.asvs("10.4.6")
 def test_consent_page_names_the_client_and_scopes_in_our_layout(oauth, world):
-    browser = Client()
-    browser.force_login(world.approver)
+    browser = signed_in(world.approver)
     _, challenge = pkce_pair()
-    page = browser.get(
-        "/o/authorize/",
-        {
-            "response_type": "code",
-            "client_id": oauth.h5_id,
-            "redirect_uri": "https://h5.example.com/callback",
-            "scope": "orders:read",
-            "code_challenge": challenge,
-            "code_challenge_method": "S256",
-        },
-    )
+    page = browser.get("/o/authorize/", authorize_params(oauth, scope="orders:read", challenge=challenge))
     html = page.content.decode()
     assert page.status_code == 200
     assert "<strong>Mobile H5</strong> asks to use EOMS as you" in html
@@ -132,8 +129,7 @@ def test_consent_page_names_the_client_and_scopes_in_our_layout(oauth, world):
 @pytest.mark.asvs("10.4.6")
 @pytest.mark.parametrize("verifier", [None, "a-wrong-verifier-a-wrong-verifier-a-wrong-verifier"])
 def test_code_without_or_with_a_wrong_verifier_is_refused(oauth, world, verifier):
-    browser = Client()
-    browser.force_login(world.approver)
+    browser = signed_in(world.approver)
     _, challenge = pkce_pair()
     code = authorize(browser, oauth, challenge=challenge)
     response = exchange(oauth, code, verifier)
@@ -145,18 +141,8 @@ def test_code_without_or_with_a_wrong_verifier_is_refused(oauth, world, verifier
 @pytest.mark.asvs("10.4.6")
 @pytest.mark.parametrize("method", ["plain", None])
 def test_plain_or_missing_challenge_method_is_refused(oauth, world, method):
-    browser = Client()
-    browser.force_login(world.approver)
-    params = {
-        "response_type": "code",
-        "client_id": oauth.h5_id,
-        "redirect_uri": "https://h5.example.com/callback",
-        "scope": "orders:read",
-        "code_challenge": "x" * 43,
-    }
-    if method:
-        params["code_challenge_method"] = method
-    answer = browser.get("/o/authorize/", params)
+    params = authorize_params(oauth, scope="orders:read", challenge="x" * 43, method=method)
+    answer = signed_in(world.approver).get("/o/authorize/", params)
     assert answer.status_code == 302
     assert "error=invalid_request" in answer["Location"]
     assert "code=" not in answer["Location"]
@@ -164,17 +150,7 @@ def test_plain_or_missing_challenge_method_is_refused(oauth, world, method):
 
 @pytest.mark.asvs("10.4.6")
 def test_authorization_without_challenge_is_refused(oauth, world):
-    browser = Client()
-    browser.force_login(world.approver)
-    answer = browser.get(
-        "/o/authorize/",
-        {
-            "response_type": "code",
-            "client_id": oauth.h5_id,
-            "redirect_uri": "https://h5.example.com/callback",
-            "scope": "orders:read",
-        },
-    )
+    answer = signed_in(world.approver).get("/o/authorize/", authorize_params(oauth, scope="orders:read"))
     assert answer.status_code == 302
     assert answer["Location"] == (
         "https://h5.example.com/callback?error=invalid_request&error_description=Code+challenge+required."
@@ -182,8 +158,7 @@ def test_authorization_without_challenge_is_refused(oauth, world):
 
 
 def _code_tokens(oauth, world):
-    browser = Client()
-    browser.force_login(world.approver)
+    browser = signed_in(world.approver)
     verifier, challenge = pkce_pair()
     return exchange(oauth, authorize(browser, oauth, challenge=challenge), verifier).json()
 
@@ -261,20 +236,9 @@ def test_introspection_tells_a_client_about_its_token(oauth):
 
 @pytest.mark.asvs("10.4.11")
 def test_an_app_cannot_ask_a_user_for_scopes_it_is_not_allowed(oauth, world):
-    browser = Client()
-    browser.force_login(world.approver)
     _, challenge = pkce_pair()
-    answer = browser.get(
-        "/o/authorize/",
-        {
-            "response_type": "code",
-            "client_id": oauth.h5_id,
-            "redirect_uri": "https://h5.example.com/callback",
-            "scope": "orders:read webhooks:write",
-            "code_challenge": challenge,
-            "code_challenge_method": "S256",
-        },
-    )
+    params = authorize_params(oauth, scope="orders:read webhooks:write", challenge=challenge)
+    answer = signed_in(world.approver).get("/o/authorize/", params)
     assert answer.status_code == 302
     assert answer["Location"].startswith("https://h5.example.com/callback?error=invalid_scope")
     assert "code=" not in answer["Location"]
