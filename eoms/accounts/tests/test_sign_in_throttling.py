@@ -51,6 +51,7 @@ def _sample(name, **labels) -> float:
 # ASVS V6.3.1 (controls against credential stuffing and brute force): counting is atomic under concurrency
 
 
+@pytest.mark.asvs("6.3.1")
 def test_the_counter_counts_every_concurrent_increment_once():
     key = throttling.account_key(_name())
     results = []
@@ -71,6 +72,7 @@ def test_the_counter_counts_every_concurrent_increment_once():
     assert sorted(results) == list(range(1, 41))
 
 
+@pytest.mark.asvs("6.3.1")
 def test_of_100_concurrent_attempts_on_one_account_only_the_limit_is_evaluated(settings):
     username = _name()
     settings.LOGIN_MAX_FAILURES_PER_IP = 1000
@@ -102,6 +104,7 @@ def test_of_100_concurrent_attempts_on_one_account_only_the_limit_is_evaluated(s
 # ASVS V6.3.1: sign-in page, lockout after N failures per account
 
 
+@pytest.mark.asvs("6.3.1")
 @pytest.mark.django_db
 def test_the_sixth_attempt_is_refused_even_with_the_right_password_and_the_account_unlocks_later(settings):
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "lock"}}
@@ -127,6 +130,7 @@ def test_the_sixth_attempt_is_refused_even_with_the_right_password_and_the_accou
         assert client.session[SESSION_KEY] == str(user.pk)
 
 
+@pytest.mark.asvs("6.3.1")
 @pytest.mark.django_db
 def test_a_locked_unknown_username_answers_exactly_as_a_locked_existing_one():
     user = UserFactory(username=_name())
@@ -148,6 +152,7 @@ def test_a_locked_unknown_username_answers_exactly_as_a_locked_existing_one():
     assert without_csrf_tokens(a) == without_csrf_tokens(b)
 
 
+@pytest.mark.asvs("6.3.1")
 @pytest.mark.django_db
 def test_a_successful_sign_in_resets_the_accounts_counter():
     user = UserFactory(username=_name())
@@ -162,6 +167,7 @@ def test_a_successful_sign_in_resets_the_accounts_counter():
 # ASVS V6.3.1: per-address block
 
 
+@pytest.mark.asvs("6.3.1")
 @pytest.mark.django_db
 def test_twenty_failures_from_one_address_block_it_for_every_username():
     ip = _ip()
@@ -174,6 +180,7 @@ def test_twenty_failures_from_one_address_block_it_for_every_username():
     assert _post(Client(), victim.username, PASSWORD, _ip()).status_code == 302  # another address may
 
 
+@pytest.mark.asvs("6.3.1")
 @pytest.mark.django_db
 def test_successful_sign_ins_do_not_count_against_the_address():
     ip = _ip()
@@ -185,6 +192,7 @@ def test_successful_sign_ins_do_not_count_against_the_address():
 # ASVS V16.3.1 (authentication events are logged): failures, lockouts and blocks are audited; no password
 
 
+@pytest.mark.asvs("16.3.1")
 @pytest.mark.django_db
 def test_failures_lockouts_and_blocks_are_audited_with_the_username_never_the_password(caplog, settings):
     settings.LOGIN_MAX_FAILURES_PER_IP = 6
@@ -232,6 +240,7 @@ def test_failures_lockouts_and_blocks_are_audited_with_the_username_never_the_pa
     assert _sample("eoms_login_failures_total") - failures_before == 8
 
 
+@pytest.mark.asvs("6.3.1")
 @pytest.mark.skipif(connection.vendor == "sqlite", reason="needs a server database (PostgreSQL or MariaDB)")
 @pytest.mark.django_db(transaction=True)
 def test_thirty_concurrent_wrong_passwords_through_the_page_lock_the_account_after_five():
@@ -250,6 +259,7 @@ def test_thirty_concurrent_wrong_passwords_through_the_page_lock_the_account_aft
 # ASVS V6.3.1 with the shared cache unreachable: sign-in neither fails nor goes unthrottled
 
 
+@pytest.mark.asvs("6.3.1")
 @pytest.mark.django_db
 def test_with_the_shared_cache_down_sign_in_is_throttled_in_this_process(settings, caplog):
     import socket

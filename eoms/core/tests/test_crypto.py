@@ -17,6 +17,7 @@ RING = crypto.parse_keyring(f"k2:{K2},k1:{K1}")
 CELL = {"table": "masterdata_customer", "column": "id_card_number", "row_id": "0190-row-a"}
 
 
+@pytest.mark.asvs("11.3.2")
 def test_round_trip_and_envelope_format():
     # ASVS V11.3.2 (an approved authenticated mode: AES-256-GCM)
     envelope = crypto.encrypt("11010519491231002X", ring=RING, **CELL)
@@ -35,6 +36,7 @@ def test_round_trip_and_envelope_format():
     )
 
 
+@pytest.mark.asvs("11.3.4")
 def test_every_value_gets_its_own_nonce():
     # ASVS V11.3.4 (a nonce is never used twice with one key)
     envelopes = [crypto.encrypt("13800000000", ring=RING, **CELL) for _ in range(200)]
@@ -43,6 +45,7 @@ def test_every_value_gets_its_own_nonce():
     assert len(set(envelopes)) == 200
 
 
+@pytest.mark.asvs("11.3.3")
 @pytest.mark.parametrize("position", [0, 5, -1])
 def test_a_flipped_byte_fails_loudly(position):
     # ASVS V11.3.3 (authenticated encryption: modification is detected)
@@ -55,6 +58,7 @@ def test_a_flipped_byte_fails_loudly(position):
         crypto.decrypt(tampered, ring=RING, **CELL)
 
 
+@pytest.mark.asvs("11.3.3")
 def test_a_flipped_nonce_fails_loudly():
     # ASVS V11.3.3
     envelope = crypto.encrypt("6222021234567891234", ring=RING, **CELL)
@@ -65,6 +69,7 @@ def test_a_flipped_nonce_fails_loudly():
         crypto.decrypt(f"{version}:{key_id}:{base64.b64encode(bytes(nonce)).decode()}:{sealed}", ring=RING, **CELL)
 
 
+@pytest.mark.asvs("11.3.3")
 @pytest.mark.parametrize(
     "elsewhere",
     [
@@ -80,6 +85,7 @@ def test_a_value_moved_to_another_row_column_or_table_fails(elsewhere):
         crypto.decrypt(envelope, ring=RING, **elsewhere)
 
 
+@pytest.mark.asvs("11.2.5")
 @pytest.mark.parametrize("garbage", ["", "plain text", "v2:k2:AAAA:AAAA", "v1:k2:not base64!:AAAA", "v1:k2:AAAA:AAAA"])
 def test_malformed_envelopes_are_refused(garbage):
     # ASVS V11.2.5 (cryptographic modules fail securely: an error, never a guess)
@@ -87,6 +93,7 @@ def test_malformed_envelopes_are_refused(garbage):
         crypto.decrypt(garbage, ring=RING, **CELL)
 
 
+@pytest.mark.asvs("11.2.2")
 def test_unknown_key_id_is_named():
     # ASVS V11.2.2 (crypto agility: keys are identified, so old ones can be retired)
     envelope = crypto.encrypt("13800000000", ring=crypto.parse_keyring(f"k9:{K1}"), **CELL)
@@ -149,6 +156,7 @@ def test_development_keys_are_generated_once_in_the_data_dir(tmp_path, caplog):
         assert caplog.text == ""
 
 
+@pytest.mark.asvs("14.2.6")
 def test_masks():
     # ASVS V14.2.6 (only the part of a sensitive value the reader needs is shown)
     assert crypto.mask_id_card("110105194912311234") == "1101**********1234"

@@ -116,6 +116,7 @@ def test_every_problem_is_listed_at_once(tmp_path):
     ]
 
 
+@pytest.mark.asvs("13.3.1")
 @pytest.mark.parametrize(
     ("overrides", "messages"),
     [

@@ -24,6 +24,7 @@ def _assert_security_headers(response, cache_control="no-store"):
     assert response["Referrer-Policy"] == "same-origin"
 
 
+@pytest.mark.asvs("3.4.3")
 def test_the_policy_has_no_unsafe_script_source():
     # ASVS V3.4.3 (CSP: no inline scripts, no eval; frame-ancestors 'none')
     assert CONTENT_SECURITY_POLICY == CSP
@@ -31,6 +32,7 @@ def test_the_policy_has_no_unsafe_script_source():
     assert script_src == "script-src 'self'"
 
 
+@pytest.mark.asvs("3.4.3", "3.4.4", "3.4.5", "14.3.2")
 @pytest.mark.django_db
 def test_the_sign_in_page_carries_the_headers():
     # ASVS V3.4.3, V3.4.4 (nosniff), V3.4.5 (Referrer-Policy), V14.3.2 (no caching of sensitive pages)

@@ -79,6 +79,7 @@ def _dump() -> str:
     return "\n".join(out)
 
 
+@pytest.mark.asvs("14.2.4", "11.3.2")
 def test_values_are_sealed_at_rest_and_open_with_their_row(world):
     # ASVS V14.2.4 and V11.3.2 (sensitive fields encrypted at rest with AES-GCM): canaries nowhere in a dump
     customer, supplier = _customer(world), _supplier(world)
@@ -94,6 +95,7 @@ def test_values_are_sealed_at_rest_and_open_with_their_row(world):
     assert sensitive.clear(supplier, "contact_phone") == SUPPLIER_PHONE
 
 
+@pytest.mark.asvs("16.2.5")
 def test_audit_and_outbox_hold_masked_values_only(world):
     # ASVS V16.2.5 (sensitive data is masked in what is logged)
     customer = _customer(world)
@@ -122,6 +124,7 @@ def test_audit_and_outbox_hold_masked_values_only(world):
         assert canary not in payloads
 
 
+@pytest.mark.asvs("11.3.3")
 def test_tampered_or_moved_values_fail_loudly(world):
     # ASVS V11.3.3 (a flipped byte or a ciphertext copied to another row is detected, never garbage)
     customer = _customer(world)
@@ -138,6 +141,7 @@ def test_tampered_or_moved_values_fail_loudly(world):
         sensitive.clear(customer, "id_card_number")
 
 
+@pytest.mark.asvs("14.2.6")
 def test_api_shows_masked_values_and_never_ciphertext_or_blind_index(world):
     # ASVS V14.2.6 (the API returns only the masked part by default)
     customer, supplier = _customer(world), _supplier(world)
@@ -194,6 +198,7 @@ def test_invalid_id_card_and_bank_account_are_refused(world):
     assert response.status_code == 422
 
 
+@pytest.mark.asvs("8.2.1", "16.3.2")
 @pytest.mark.parametrize(
     ("identity", "status"),
     [
@@ -299,6 +304,7 @@ def _env_keys(*pairs) -> str:
     return ",".join(f"{key_id}:{key}" for key_id, key in pairs)
 
 
+@pytest.mark.asvs("11.2.2")
 def test_rotate_reencrypts_everything_resumably_and_the_old_key_can_go(world):
     # ASVS V11.2.2 (crypto agility: keys can be replaced and the data re-encrypted)
     with override_settings(FIELD_KEYS=_env_keys(("k1", K1)), BLIND_INDEX_KEY=INDEX):

@@ -19,6 +19,7 @@ def _migrate(targets):
     return executor.loader.project_state(targets).apps
 
 
+@pytest.mark.asvs("14.2.4")
 @pytest.mark.django_db(transaction=True)
 def test_existing_mobiles_are_encrypted_and_back():
     # ASVS V14.2.4 (data at rest encrypted as documented): no clear mobile survives the upgrade

@@ -48,6 +48,7 @@ def _fields(exc) -> dict:
 # ------------------------------------------------------------------------------------------ customers
 
 
+@pytest.mark.asvs("16.2.5")
 def test_create_customer_writes_customer_contacts_audit_and_outbox(world):
     trail = Trail()
     customer = services.create_customer(
