@@ -261,6 +261,11 @@ LOGGING = logging_config(
     level=env("EOMS_LOG_LEVEL", default="INFO"),
 )
 
+# oauthlib and django-oauth-toolkit write tokens, codes and request bodies in their debug lines: never
+# below WARNING, whatever EOMS_LOG_LEVEL says (eoms.oauth audits what matters, without token values).
+for _logger in ("oauthlib", "oauth2_provider"):
+    LOGGING["loggers"][_logger] = {"handlers": [], "level": "WARNING", "propagate": True}
+
 NINJA_PAGINATION_PER_PAGE = 50
 
 # Events over RabbitMQ (eoms.core.broker, docs/decisions/0007): with BROKER_URL set (amqp://…) the relay

@@ -15,7 +15,12 @@ class OAuthConfig(AppConfig):
         from django.contrib import admin
         from oauth2_provider import models
 
+        from eoms.core import periodic
+
         from . import handlers  # noqa: F401 (registers the event handlers with the relay)
+        from .services import clear_expired_tokens
+
+        periodic.register("oauth.clear_expired", clear_expired_tokens, every=3600)
 
         for model in (models.Application, models.AccessToken, models.RefreshToken, models.Grant, models.IDToken):
             if admin.site.is_registered(model):

@@ -17,7 +17,14 @@ from .models import ClientPolicy
 from .scopes import SCOPES
 from .selectors import access_client, can_manage_clients, tokens_of_user
 
-__all__ = ["register_client", "rotate_client_secret", "delete_client", "revoke_user_tokens", "GRANT_TYPES"]
+__all__ = [
+    "register_client",
+    "rotate_client_secret",
+    "delete_client",
+    "revoke_user_tokens",
+    "clear_expired_tokens",
+    "GRANT_TYPES",
+]
 
 GRANT_TYPES = (Application.GRANT_AUTHORIZATION_CODE, Application.GRANT_CLIENT_CREDENTIALS)
 
@@ -156,3 +163,12 @@ def revoke_user_tokens(*, actor, user) -> tuple[int, int]:
             changes={"access_tokens": deleted, "refresh_tokens": refreshed},
         )
     return deleted, refreshed
+
+
+def clear_expired_tokens() -> None:
+    """The periodic job "oauth.clear_expired": DOT's own sweep of expired access tokens and grants, and of
+    refresh tokens revoked or dead for longer than EOMS_OAUTH_REFRESH_TOKEN_SECONDS. Housekeeping of
+    rows that no longer authenticate anything: not audited (their issue and revocation were). Idempotent."""
+    from oauth2_provider.models import clear_expired
+
+    clear_expired()

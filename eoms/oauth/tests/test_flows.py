@@ -242,3 +242,24 @@ def test_an_app_cannot_ask_a_user_for_scopes_it_is_not_allowed(oauth, world):
     assert answer.status_code == 302
     assert answer["Location"].startswith("https://h5.example.com/callback?error=invalid_scope")
     assert "code=" not in answer["Location"]
+
+
+@pytest.mark.asvs("16.2.5")
+def test_no_token_or_secret_reaches_the_logs_even_at_debug(oauth, world, caplog):
+    """oauthlib logs whole token responses at DEBUG: its loggers are held at WARNING (settings.LOGGING)."""
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    for name in ("oauthlib", "oauth2_provider"):  # caplog lowers only the root; ours stay as configured
+        assert logging.getLogger(name).level == logging.WARNING
+    token = client_credentials(oauth, scope="orders:read").json()["access_token"]
+    Client().get("/api/v1/orders", **bearer(token))
+    pair = _code_tokens(oauth, world)
+    rotated = _refresh(oauth, pair["refresh_token"]).json()
+    Client().post("/o/revoke_token/", {"token": token}, **basic(oauth.erp_id, oauth.erp_secret))
+    client_credentials(oauth, scope="orders:read", secret="wrong-secret-value")
+    assert caplog.records, "nothing was logged at all: the test would prove nothing"
+    text = caplog.text
+    for value in (token, pair["access_token"], pair["refresh_token"], rotated["refresh_token"], oauth.erp_secret):
+        assert value not in text
+    assert "wrong-secret-value" not in text

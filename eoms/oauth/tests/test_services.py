@@ -164,3 +164,21 @@ def test_an_oauth_client_is_rate_limited_as_a_client_of_its_own(oauth, settings)
     assert statuses == [200, 200, 429]
     refused = Client().get("/api/v1/orders", **bearer(first))
     assert (refused.status_code, refused.json()["bucket"]) == (429, "client")
+
+
+def test_the_periodic_sweep_removes_expired_tokens_only(oauth):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from eoms.core import periodic
+
+    live = client_credentials(oauth, scope="orders:read").json()["access_token"]
+    client_credentials(oauth, scope="orders:read")
+    AccessToken.objects.filter(pk=AccessToken.objects.order_by("pk").last().pk).update(
+        expires=timezone.now() - timedelta(seconds=1)
+    )
+    assert "oauth.clear_expired" in {job.name for job in periodic.jobs()}
+    services.clear_expired_tokens()
+    assert AccessToken.objects.count() == 1
+    assert Client().get("/api/v1/orders", **bearer(live)).status_code == 200
