@@ -5,8 +5,9 @@ Each bucket is a fixed-window counter: the first request of a window creates the
 window as its lifetime, each request adds one, and a request whose number is beyond the limit is
 refused with 429 (problem+json, code `rate_limited`) and `Retry-After` saying when the window ends.
 
-- ip: every request to /api/ from one client address (ApiRateLimitMiddleware, before authentication,
-  so requests without valid credentials count too); the address is worked out as for sign-in
+- ip: every request to /api/ and to the OAuth2 token, revocation and introspection endpoints from one
+  client address (ApiRateLimitMiddleware, before authentication, so requests without valid credentials
+  count too); the address is worked out as for sign-in
   throttling (eoms.core.middleware.client_ip: X-Forwarded-For only from EOMS_TRUSTED_PROXIES).
 - user: every authenticated request of one user, whatever credential it comes with (ApiThrottle).
 - client: every request made with one credential: `request.eoms_client_id`, set by the authentication
@@ -221,15 +222,20 @@ def rate_limited_response(h: Hit):
     return response
 
 
+# The per-address bucket covers the JSON API and the OAuth2 endpoints machines call (not the browser's
+# authorize page): guessing client secrets or tokens there counts like any API request.
+IP_LIMITED_PATHS = ("/api/", "/o/token/", "/o/revoke_token/", "/o/introspect/")
+
+
 class ApiRateLimitMiddleware:
-    """The per-address bucket of /api/, before any authentication (placed after RequestContextMiddleware,
+    """The per-address bucket of the API, before any authentication (placed after RequestContextMiddleware,
     which works out the client address)."""
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
-        if request.path.startswith("/api/"):
+        if request.path.startswith(IP_LIMITED_PATHS):
             refused = _refusal(hit([("ip", getattr(request, "client_ip", None) or "-")]))
             if refused is not None:
                 return rate_limited_response(refused)

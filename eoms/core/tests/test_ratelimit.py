@@ -7,6 +7,7 @@ Retry-After are exact; the Redis tests use the real server at 127.0.0.1:6379. Ev
 keys of its own (conftest: API_RATE_KEY_PREFIX), so runs and parallel workers sharing Redis do not meet.
 """
 
+import base64
 import logging
 import socket
 import uuid
@@ -39,6 +40,10 @@ ME = "/api/v1/accounts/me"
 
 def _bearer(secret: str) -> dict:
     return {"HTTP_AUTHORIZATION": f"Bearer {secret}"}
+
+
+def _basic(client_id: str, secret: str) -> dict:
+    return {"HTTP_AUTHORIZATION": "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()}
 
 
 def _refused(bucket: str) -> float:
@@ -129,6 +134,45 @@ def test_requests_count_per_address_before_authentication(world, limits):
         assert refused["X-Request-ID"]  # answered inside the request context, like every API response
         assert client.get(ME, REMOTE_ADDR="192.0.2.8", **_bearer(secret)).status_code == 200
         assert client.get("/healthz", REMOTE_ADDR="192.0.2.7").status_code == 200  # pages and probes: no bucket
+
+
+@pytest.mark.asvs("2.4.1")
+def test_an_oauth2_client_has_a_bucket_of_its_own_beside_its_owners_tokens(world, limits):
+    from oauth2_provider.models import Application
+
+    from eoms.oauth.services import register_client
+
+    limits.API_RATE_PER_CLIENT = 2
+    registered, secret = register_client(
+        actor=world.admin,
+        name="ERP",
+        grant_type=Application.GRANT_CLIENT_CREDENTIALS,
+        client_type=Application.CLIENT_CONFIDENTIAL,
+        scopes=["accounts:read"],
+        owner=world.pm,
+    )
+    client_id = registered.application.client_id
+    _, personal = issue_api_token(actor=world.pm, name="erp")  # the client acts as pm, its owner
+    client = Client()
+    with time_machine.travel(T0, tick=False):
+        form = {"grant_type": "client_credentials", "scope": "accounts:read"}
+        token = client.post("/o/token/", form, **_basic(client_id, secret))
+        assert token.status_code == 200, token.content
+        access = token.json()["access_token"]
+        assert [client.get(ME, **_bearer(access)).status_code for _ in range(3)] == [200, 200, 429]
+        assert client.get(ME, **_bearer(access)).json()["bucket"] == "client"
+        assert client.get(ME, **_bearer(personal)).status_code == 200
+
+
+@pytest.mark.asvs("2.4.1")
+def test_the_oauth2_token_endpoint_counts_per_address(world, limits):
+    limits.API_RATE_PER_IP = 2
+    client = Client()
+    form = {"grant_type": "client_credentials"}
+    with time_machine.travel(T0, tick=False):
+        guesses = [client.post("/o/token/", form, **_basic("nobody", "guess")).status_code for _ in range(3)]
+        assert guesses == [401, 401, 429]
+        assert client.post("/o/token/", form, REMOTE_ADDR="192.0.2.9", **_basic("nobody", "guess")).status_code == 401
 
 
 @pytest.mark.asvs("2.4.1")
