@@ -98,7 +98,7 @@ def test_bad_signature_is_refused(oauth):
     _assert_401(_forge(oauth, key=Ed25519PrivateKey.generate()))
 
 
-@pytest.mark.asvs("9.1.1")
+@pytest.mark.asvs("9.1.3")
 def test_unknown_kid_is_refused(oauth):
     _assert_401(_forge(oauth, headers={"kid": "elsewhere"}))
 
@@ -114,12 +114,12 @@ def test_future_nbf_is_refused(oauth):
     _assert_401(_forge(oauth, nbf=int(time.time()) + 120))
 
 
-@pytest.mark.asvs("9.2.3")
+@pytest.mark.asvs("9.2.3", "10.3.1")
 def test_wrong_audience_is_refused(oauth):
     _assert_401(_forge(oauth, aud="https://erp.example.com/api"))
 
 
-@pytest.mark.asvs("9.2.3")
+@pytest.mark.asvs("9.1.3")
 def test_wrong_issuer_is_refused(oauth):
     _assert_401(_forge(oauth, iss="https://evil.example.com"))
 
@@ -169,12 +169,11 @@ def test_token_of_another_client_than_its_row_is_refused(oauth):
     _assert_401(_forge(oauth, client_id=oauth.h5_id))
 
 
-@pytest.mark.asvs("9.2.2")
+@pytest.mark.asvs("10.3.2")
 def test_scope_claim_wider_than_the_stored_grant_is_refused(oauth):
     _assert_401(_forge(oauth, scope="orders:read orders:write"))
 
 
-@pytest.mark.asvs("6.4.1")
 def test_a_personal_api_token_still_works(world):
     from eoms.accounts.services import issue_api_token
 

@@ -18,7 +18,6 @@ from eoms.oauth.models import ClientPolicy
 from .conftest import basic, bearer, client_credentials
 
 
-@pytest.mark.asvs("13.3.1")
 def test_register_stores_the_secret_hashed_and_records_the_client(world):
     AuditEntry.objects.all()  # the world made its own entries; count ours by action
     policy, secret = services.register_client(
