@@ -16,6 +16,7 @@ from pydantic import Field
 from eoms.accounts.roles import ProjectRole
 from eoms.core.api import ProblemSchema
 from eoms.core.errors import ValidationFailed
+from eoms.core.ratelimit import EXPENSIVE
 
 from . import policies, selectors, sensitive, services
 from .models import Customer, CustomerGrade, Project, Region, Supplier, SupplierKind
@@ -420,6 +421,7 @@ def create_customer(request: HttpRequest, payload: CustomerIn):
     summary="Import customers from an .xlsx file (all rows or none)",
     description="Row 1 holds the headers (Chinese or English). A refused file answers 422 with "
     "`errors` items {row, column, message}; nothing is written.",
+    throttle=EXPENSIVE,
 )
 def import_customers(request: HttpRequest, file: File[UploadedFile]):
     result = services.import_customers_xlsx(actor=request.auth, file=file)
@@ -518,6 +520,7 @@ def create_project(request: HttpRequest, payload: ProjectIn):
     description="Row 1 holds the headers (Chinese or English). The customer is given by credit code or full "
     "name, the project type by code or name, the manager by username. A refused file answers 422 with "
     "`errors` items {row, column, message}; nothing is written.",
+    throttle=EXPENSIVE,
 )
 def import_projects(request: HttpRequest, file: File[UploadedFile]):
     result = services.import_projects_xlsx(actor=request.auth, file=file)

@@ -12,6 +12,7 @@ from ninja import Query, Router, Schema
 from pydantic import Field
 
 from eoms.core.api import ProblemSchema
+from eoms.core.ratelimit import EXPENSIVE
 from eoms.orders import selectors
 from eoms.orders.state import OrderState
 
@@ -89,6 +90,7 @@ def _hours(us: int) -> Decimal:
     "/dashboard",
     response={200: DashboardOut, 422: ProblemSchema},
     summary="Orders and amounts by state, by month × state, by region × state and by type × state",
+    throttle=EXPENSIVE,
 )
 def dashboard(request: HttpRequest, params: Query[FiguresIn]):
     f, live, actor = params.filters(), params.source == "live", request.auth
@@ -110,6 +112,7 @@ def dashboard(request: HttpRequest, params: Query[FiguresIn]):
     "/cycle-times",
     response={200: CycleTimesOut, 422: ProblemSchema},
     summary="Stage cycle times: how long orders stayed in each state, from their history",
+    throttle=EXPENSIVE,
 )
 def cycle_times(request: HttpRequest, params: Query[FiguresIn]):
     times = selectors.stage_times(actor=request.auth, filters=params.filters(), live=params.source == "live")

@@ -196,6 +196,18 @@ def test_an_export_has_a_stricter_bucket_of_its_own(world, limits):
         assert client.get(export, **_bearer(other)).status_code == 200
 
 
+@pytest.mark.asvs("2.4.1")
+@pytest.mark.parametrize("report", ["dashboard", "cycle-times"])
+def test_reports_count_in_the_expensive_bucket(world, limits, report):
+    limits.API_RATE_EXPENSIVE = 1
+    client = Client()
+    client.force_login(world.admin)
+    with time_machine.travel(T0, tick=False):
+        assert client.get(f"/api/v1/reports/{report}").status_code == 200
+        refused = client.get(f"/api/v1/reports/{report}")
+        assert (refused.status_code, refused.json()["bucket"]) == (429, "expensive")
+
+
 @pytest.mark.asvs("16.3.3")
 def test_refusals_are_counted_and_logged_and_audited_once_per_window(world, limits, caplog):
     limits.API_RATE_PER_USER = 1
