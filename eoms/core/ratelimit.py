@@ -45,7 +45,7 @@ from .api import problem
 from .metrics import REGISTRY
 
 __all__ = ["ApiRateLimitMiddleware", "ApiThrottle", "DEFAULT", "EXPENSIVE", "RATE_LIMITED", "Hit", "hit"]
-__all__ += ["rate_limited_response"]
+__all__ += ["rate_limited_response", "document_rate_limits"]
 
 log = logging.getLogger("eoms.core.ratelimit")
 
@@ -276,3 +276,21 @@ DEFAULT = ApiThrottle()
 # For endpoints whose every call costs much more than a read (exports, reports, simulations):
 # `@router.get(..., throttle=EXPENSIVE)`.
 EXPENSIVE = ApiThrottle(expensive=True)
+
+
+def document_rate_limits(schema: dict) -> dict:
+    """Every operation of the API may answer 429 (the address bucket applies to all): say so in the
+    OpenAPI document, with the problem body and the Retry-After header, so clients and schema-driven
+    tests expect it."""
+    response = {
+        "description": "Too many requests: a rate limit is reached (code rate_limited; `bucket` says which).",
+        "headers": {
+            "Retry-After": {"description": "Seconds until the limit's window ends.", "schema": {"type": "integer"}}
+        },
+        "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/ProblemSchema"}}},
+    }
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            if isinstance(operation, dict) and "responses" in operation:
+                operation["responses"].setdefault("429", response)
+    return schema

@@ -284,3 +284,16 @@ def test_with_redis_down_requests_are_limited_in_this_process(world, settings, c
         statuses = [client.get(ME, **_bearer(secret)).status_code for _ in range(3)]
     assert statuses == [200, 200, 429]
     assert "API rate limits: Redis failed (ConnectionError); counting in this process" in caplog.text
+
+
+def test_the_openapi_document_says_every_operation_may_answer_429(client):
+    paths = client.get("/api/v1/openapi.json").json()["paths"]
+    operations = [op for ops in paths.values() for op in ops.values()]
+    assert len(operations) > 50 and all("429" in op["responses"] for op in operations)
+    assert paths["/api/v1/accounts/me"]["get"]["responses"]["429"] == {
+        "description": "Too many requests: a rate limit is reached (code rate_limited; `bucket` says which).",
+        "headers": {
+            "Retry-After": {"description": "Seconds until the limit's window ends.", "schema": {"type": "integer"}}
+        },
+        "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/ProblemSchema"}}},
+    }
