@@ -17,6 +17,7 @@ disables it.
 import hashlib
 import hmac
 import json
+import logging
 import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -37,6 +38,8 @@ __all__ = ["record", "verify_chain", "ChainProblem", "normalise", "write_checkpo
 __all__ += ["retire_checkpoints", "CheckpointProblem"]
 
 GENESIS = "0" * 64
+
+log = logging.getLogger("eoms.core.audit")
 
 
 def _key() -> bytes:
@@ -173,8 +176,12 @@ def read_checkpoints() -> list[Checkpoint]:
     path = _checkpoint_file()
     if not path.exists():
         return []
+    try:
+        content = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CheckpointProblem(f"{path} cannot be read ({type(exc).__name__})") from exc
     found = []
-    for number, text in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, text in enumerate(content.splitlines(), start=1):
         if not text.strip():
             continue
         try:
@@ -204,13 +211,19 @@ def write_checkpoint() -> dict:
     if existing and (existing[-1].seq, existing[-1].hash) == (head.seq, head.hash):
         return {"seq": head.seq, "written": False}
     at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
     try:
-        os.write(fd, Checkpoint(seq=head.seq, hash=head.hash, at=at).line().encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        try:
+            os.write(fd, Checkpoint(seq=head.seq, hash=head.hash, at=at).line().encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        # A read-only or missing volume must not stop the other periodic jobs of a run (eoms tick).
+        error = f"{type(exc).__name__}: {exc.strerror or exc}"
+        log.error("audit checkpoint #%d not written to %s (%s)", head.seq, path, error)
+        return {"seq": head.seq, "written": False, "error": error}
     return {"seq": head.seq, "written": True}
 
 

@@ -67,6 +67,23 @@ def test_the_periodic_job_writes_the_checkpoint(world, settings):
     assert [line["seq"] for line in _lines(settings)] == [head.seq]
 
 
+def test_an_unwritable_checkpoint_file_is_reported_and_stops_no_other_job(world, settings, tmp_path, caplog):
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    settings.AUDIT_CHECKPOINT_FILE = blocker / "audit-checkpoints.jsonl"
+    head = AuditChainHead.objects.get()
+    error = "FileExistsError: File exists"
+    results = periodic.run_all()  # as `eoms tick` runs them: the jobs after this one still run
+    assert results["core.audit_checkpoint"] == {"seq": head.seq, "written": False, "error": error}
+    assert "approvals.timers" in results
+    assert f"audit checkpoint #{head.seq} not written to {settings.AUDIT_CHECKPOINT_FILE} ({error})" in caplog.text
+    err = io.StringIO()
+    with pytest.raises(SystemExit) as exit_info:
+        call_command("audit", "checkpoint", stdout=io.StringIO(), stderr=err)
+    assert exit_info.value.code == 1
+    assert err.getvalue() == f"audit checkpoint #{head.seq} not written to {settings.AUDIT_CHECKPOINT_FILE}: {error}\n"
+
+
 @pytest.mark.asvs("16.4.2")
 def test_a_truncated_tail_with_a_rewound_head_is_found_by_the_checkpoint(world, audit_rows_editable):
     world.order(OrderState.QUOTING)

@@ -99,6 +99,7 @@ def test_the_base_holds_the_expected_objects(k8s):
         ("HorizontalPodAutoscaler", "eoms-web"),
         ("HorizontalPodAutoscaler", "eoms-worker"),
         ("Job", "eoms-migrate"),
+        ("PersistentVolumeClaim", "eoms-audit"),
         ("PersistentVolumeClaim", "eoms-media"),
         ("PodDisruptionBudget", "eoms-web"),
         ("PodDisruptionBudget", "eoms-worker"),
@@ -197,11 +198,32 @@ def test_web_keeps_attachments_on_the_shared_claim(k8s):
     claims = {
         v["name"]: v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"] if "persistentVolumeClaim" in v
     }
-    assert claims == {"media": "eoms-media"}
+    assert claims == {"media": "eoms-media", "audit": "eoms-audit"}
     (web,) = pod["containers"]
     assert {"name": "media", "mountPath": "/data/media"} in web["volumeMounts"]
     assert k8s[("ConfigMap", "eoms-config")]["data"]["EOMS_MEDIA_DIR"] == "/data/media"
     assert k8s[("PersistentVolumeClaim", "eoms-media")]["spec"]["accessModes"] == ["ReadWriteMany"]
+
+
+def test_the_audit_checkpoints_live_on_a_shared_claim_wherever_the_job_runs_or_verify_reads(k8s):
+    assert k8s[("ConfigMap", "eoms-config")]["data"]["EOMS_AUDIT_CHECKPOINT_FILE"] == "/data/audit/checkpoints.jsonl"
+    assert k8s[("PersistentVolumeClaim", "eoms-audit")]["spec"]["accessModes"] == ["ReadWriteMany"]
+    mounted = []
+    for kind, name, pod in _pod_specs(k8s):
+        claims = {
+            v["name"]: v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"] if "persistentVolumeClaim" in v
+        }
+        for container in pod["containers"]:
+            if {"name": "audit", "mountPath": "/data/audit"} in container["volumeMounts"]:
+                assert claims["audit"] == "eoms-audit"
+                mounted.append(f"{kind}/{name}/{container['name']}")
+    # The worker, relay and tick run the periodic job that writes them; the web pods run `eoms audit verify`.
+    assert sorted(mounted) == [
+        "CronJob/eoms-tick/tick",
+        "Deployment/eoms-relay/relay",
+        "Deployment/eoms-web/web",
+        "Deployment/eoms-worker/worker",
+    ]
 
 
 @pytest.mark.parametrize("name", ["eoms-web", "eoms-worker"])
@@ -402,8 +424,11 @@ def test_compose_web_waits_for_migrations_and_a_healthy_database(compose):
             assert condition in (None, {"condition": "service_healthy"})
     assert services["db"]["volumes"] == ["postgres-data:/var/lib/postgresql/data"]
     assert services["nginx"]["depends_on"]["web"] == {"condition": "service_healthy"}
-    for volume in ("postgres-data", "rabbitmq-data", "eoms-media"):
+    for volume in ("postgres-data", "rabbitmq-data", "eoms-media", "eoms-audit"):
         assert volume in compose["volumes"]
+    for name in ("web", "relay", "worker", "beat", "migrate"):
+        assert "eoms-audit:/data/audit" in services[name]["volumes"], name
+        assert services[name]["environment"]["EOMS_AUDIT_CHECKPOINT_FILE"] == "/data/audit/checkpoints.jsonl"
 
 
 def _seconds(duration: str) -> int:

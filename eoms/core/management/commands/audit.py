@@ -26,6 +26,9 @@ class Command(BaseCommand):
         if action == "checkpoint":
             result = write_checkpoint()
             where = settings.AUDIT_CHECKPOINT_FILE
+            if "error" in result:
+                self.stderr.write(f"audit checkpoint #{result['seq']} not written to {where}: {result['error']}")
+                sys.exit(1)
             if result["written"]:
                 self.stdout.write(f"audit checkpoint #{result['seq']} written to {where}")
             elif result["seq"]:

@@ -15,10 +15,13 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        sub = parser.add_subparsers(dest="action", required=True, title="actions")
-        table = sub.add_parser("table", help="Write the ASVS table of docs/security.md from the tests' markers.")
-        table.add_argument("--check", action="store_true", help="Change nothing; exit 1 when the file is stale.")
-        table.add_argument("--root", type=Path, default=None, help="Repository root (default: the one EOMS runs from).")
+        parser.add_argument(
+            "action", choices=["table"], help="table: write the ASVS table of docs/security.md from the tests' markers."
+        )
+        parser.add_argument("--check", action="store_true", help="Change nothing; exit 1 when the file is stale.")
+        parser.add_argument(
+            "--root", type=Path, default=None, help="Repository root (default: the one EOMS runs from)."
+        )
 
     def handle(self, *args, action: str, check: bool = False, root: Path | None = None, **options):
         root = (root or Path(settings.BASE_DIR).parent).resolve()
