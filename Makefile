@@ -1,6 +1,6 @@
 # EOMS: two commands on a fresh machine.
 #   make run   create .venv, install, load the demo company once, serve http://127.0.0.1:8000
-#   make test  create .venv, install with test tools, make sure Debian's Chromium is there, run the suite on SQLite
+#   make test  create .venv, install with test tools, make sure Debian's Chromium and oathtool are there, run the suite on SQLite
 # Also: make lint (ruff, import contracts), make ci (the whole CI script, as CI runs it).
 
 PYTHON ?= python3
@@ -10,7 +10,7 @@ ADDR ?= 127.0.0.1:8000
 EOMS_CHROMIUM ?= /usr/bin/chromium
 PYTEST_ARGS ?= -q
 
-.PHONY: run test lint ci chromium
+.PHONY: run test lint ci chromium oathtool
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,7 +42,18 @@ chromium:
 		exit 1; \
 	fi
 
-test: $(VENV)/.installed-test chromium
+# The TOTP tests check our codes against Debian's oathtool, an independent implementation.
+oathtool:
+	@if command -v oathtool >/dev/null 2>&1; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then \
+		echo "Installing Debian's oathtool for the two-factor tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq oathtool; \
+	else \
+		echo "The two-factor tests compare codes with Debian's oathtool: as root run 'apt-get install oathtool'" >&2; \
+		echo "(or 'sudo apt-get install oathtool'); without it those tests are skipped (outside CI)." >&2; \
+	fi
+
+test: $(VENV)/.installed-test chromium oathtool
 	env -u DATABASE_URL -u REDIS_URL EOMS_CHROMIUM=$(EOMS_CHROMIUM) $(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-test

@@ -73,6 +73,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "eoms.accounts.twofactor.TwoFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -201,6 +202,14 @@ API_RATE_KEY_PREFIX = "eoms:rate"
 # seconds and by `eoms audit checkpoint`; `eoms audit verify` requires the chain to reach them.
 AUDIT_CHECKPOINT_FILE = Path(env("EOMS_AUDIT_CHECKPOINT_FILE", default=str(DATA_DIR / "audit-checkpoints.jsonl")))
 AUDIT_CHECKPOINT_SECONDS = env.int("EOMS_AUDIT_CHECKPOINT_SECONDS", default=300)
+# Two-factor authentication (eoms.accounts.twofactor): users holding one of these roles must set up an
+# authenticator app (TOTP) before they can use EOMS. Production requires it of admin and finance by default;
+# the embedded default (development, the demo) of no role, so the demo's printed logins keep working.
+TWO_FACTOR_REQUIRED_ROLES = [
+    r.strip()
+    for r in env.list("EOMS_2FA_REQUIRED_ROLES", default=["admin", "finance"] if PRODUCTION else [])
+    if r.strip()
+]
 if PRODUCTION:
     from eoms.core.production import refuse_insecure_settings
 

@@ -92,6 +92,18 @@ class UserAdmin(DjangoUserAdmin):
             after=set(user.groups.values_list("name", flat=True)),
         )
 
+    actions = ("reset_two_factor",)
+
+    @admin.action(description=_("Reset two-factor authentication (lost phone)"))
+    def reset_two_factor(self, request, queryset):
+        """Removes the users' authenticator apps and recovery codes, each reset audited (services)."""
+        for user in queryset:
+            services.reset_two_factor(actor=request.user, user=user)
+        self.message_user(
+            request,
+            _("Two-factor authentication reset for %(count)d user(s).") % {"count": len(queryset)},
+        )
+
     def has_delete_permission(self, request, obj=None):
         # Users are deactivated (is_active), never deleted: their audit entries and orders point at them.
         return False

@@ -9,6 +9,7 @@ from ninja import Router, Schema
 from eoms.core.api import ProblemSchema
 
 from . import selectors, services
+from .auth import Session
 
 router = Router(tags=["accounts"])
 
@@ -61,8 +62,10 @@ def list_tokens(request: HttpRequest):
 
 @router.post(
     "/tokens",
+    # Only a signed-in page session (past its second factor) makes tokens: a token cannot make more.
+    auth=[Session()],
     response={201: TokenCreatedOut, 422: ProblemSchema},
-    summary="Create an API token; the secret is shown only in this response",
+    summary="Create an API token (from the signed-in page session only); the secret is shown only in this response",
 )
 def create_token(request: HttpRequest, payload: TokenIn):
     token, secret = services.issue_api_token(actor=request.auth, name=payload.name, days=payload.days)

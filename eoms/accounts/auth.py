@@ -5,6 +5,7 @@ from ninja.security import HttpBearer, SessionAuth
 
 from eoms.oauth.auth import authenticate_access_token
 
+from . import twofactor
 from .services import TOKEN_PREFIX, active_api_token
 
 __all__ = ["BearerToken", "Session", "API_AUTH"]
@@ -27,7 +28,15 @@ class BearerToken(HttpBearer):
 
 
 class Session(SessionAuth):
-    """The signed-in page user; unsafe methods need the CSRF token as pages send it."""
+    """The signed-in page user; unsafe methods need the CSRF token as pages send it. A session that has
+    not passed the second factor its user needs is nobody here (eoms.accounts.twofactor; its gate has
+    normally signed such a session out before the API runs)."""
+
+    def authenticate(self, request, key):
+        user = super().authenticate(request, key)
+        if user is not None and twofactor.session_state(request) != "ok":
+            return None
+        return user
 
 
 API_AUTH = [BearerToken(), Session()]

@@ -13,6 +13,11 @@ __all__ = [
     "OrgUnitCreated",
     "DelegationSet",
     "DelegationEnded",
+    "TwoFactorEnabled",
+    "TwoFactorDisabled",
+    "TwoFactorReset",
+    "RecoveryCodesRenewed",
+    "RecoveryCodeUsed",
 ]
 
 
@@ -95,3 +100,50 @@ class DelegationEnded(DomainEvent):
     aggregate_field = "user_id"
     id: uuid.UUID
     user_id: uuid.UUID
+
+
+@dataclass(frozen=True, kw_only=True)
+class TwoFactorEnabled(DomainEvent):
+    """A user confirmed an authenticator app (first or replacing one) and got new recovery codes."""
+
+    event_type = "accounts.two_factor_enabled"
+    aggregate_type = "accounts.user"
+    aggregate_field = "user_id"
+    user_id: uuid.UUID
+    device_id: uuid.UUID
+    replaced: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class TwoFactorDisabled(DomainEvent):
+    event_type = "accounts.two_factor_disabled"
+    aggregate_type = "accounts.user"
+    aggregate_field = "user_id"
+    user_id: uuid.UUID
+
+
+@dataclass(frozen=True, kw_only=True)
+class TwoFactorReset(DomainEvent):
+    """An administrator removed a user's authenticator app and recovery codes (a lost phone)."""
+
+    event_type = "accounts.two_factor_reset"
+    aggregate_type = "accounts.user"
+    aggregate_field = "user_id"
+    user_id: uuid.UUID
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecoveryCodesRenewed(DomainEvent):
+    event_type = "accounts.recovery_codes_renewed"
+    aggregate_type = "accounts.user"
+    aggregate_field = "user_id"
+    user_id: uuid.UUID
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecoveryCodeUsed(DomainEvent):
+    event_type = "accounts.recovery_code_used"
+    aggregate_type = "accounts.user"
+    aggregate_field = "user_id"
+    user_id: uuid.UUID
+    remaining: int

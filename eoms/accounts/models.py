@@ -11,7 +11,7 @@ from eoms.core.models import BaseModel
 
 from .roles import ProjectRole
 
-__all__ = ["OrgUnit", "User", "ProjectMembership", "ApiToken", "Delegation"]
+__all__ = ["OrgUnit", "User", "ProjectMembership", "ApiToken", "Delegation", "TotpDevice", "RecoveryCode"]
 
 
 class OrgUnit(BaseModel):
@@ -148,3 +148,55 @@ class Delegation(BaseModel):
 
     def __str__(self):
         return f"{self.user_id} → {self.deputy_id} {self.starts_on}…{self.ends_on}"
+
+
+class TotpDevice(models.Model):
+    """A user's authenticator app (TOTP, RFC 6238). Its secret is sealed with AES-256-GCM bound to this
+    table, column and row (eoms.core.crypto); the clear secret exists only while enrolling and checking.
+
+    A device is pending until confirmed with a first code; a user has at most one confirmed device
+    (services.confirm_totp_device replaces the old one while holding the user's row lock). `last_step`
+    is the last time step a code of this device was accepted at: a code is taken by a compare-and-set
+    (`UPDATE ... WHERE last_step < step`), so a code works once, and of two requests racing with one
+    code only one wins."""
+
+    encrypted_fields = ("secret",)
+
+    id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="totp_devices", verbose_name=_("user")
+    )
+    secret_enc = models.TextField()
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    confirmed_at = models.DateTimeField(_("confirmed at"), null=True, blank=True)
+    last_step = models.BigIntegerField(default=-1)
+    last_used_at = models.DateTimeField(_("last used at"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("authenticator app")
+        verbose_name_plural = _("authenticator apps")
+
+    def __str__(self):
+        return f"{self.user_id} ({'confirmed' if self.confirmed_at else 'pending'})"
+
+
+class RecoveryCode(models.Model):
+    """One recovery code of a user, for a lost phone: only its SHA-256 is stored (the code carries 120
+    random bits), it is shown once when made, and `used_at` is set by a compare-and-set, so it works once."""
+
+    id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="recovery_codes", verbose_name=_("user")
+    )
+    code_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    used_at = models.DateTimeField(_("used at"), null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "code_hash"], name="recovery_code_unique_per_user")]
+        verbose_name = _("recovery code")
+        verbose_name_plural = _("recovery codes")
+
+    def __str__(self):
+        return f"{self.user_id} ({'used' if self.used_at else 'unused'})"

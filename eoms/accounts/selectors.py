@@ -1,11 +1,12 @@
 """Reads about users: their roles and the projects in their scope."""
 
+from django.conf import settings
 from django.contrib.auth.models import Group
 from django.db.models import QuerySet
 
 from eoms.core.rows import Select, Values
 
-from .models import ApiToken, Delegation, OrgUnit, ProjectMembership, User
+from .models import ApiToken, Delegation, OrgUnit, ProjectMembership, RecoveryCode, TotpDevice, User
 from .roles import GLOBAL_SCOPE_ROLES, READ_ONLY_ROLES, ProjectRole, Role
 
 __all__ = [
@@ -26,6 +27,9 @@ __all__ = [
     "read_only_users",
     "list_delegations",
     "managers_of",
+    "requires_two_factor",
+    "confirmed_device",
+    "two_factor_status",
 ]
 
 
@@ -213,3 +217,28 @@ def managers_of(user, levels: int) -> list:
             result.append(manager)
         unit = unit.parent
     return result
+
+
+# ------------------------------------------------------------------------------------------ two-factor
+
+
+def requires_two_factor(user) -> bool:
+    """The user holds a role listed in EOMS_2FA_REQUIRED_ROLES (settings.TWO_FACTOR_REQUIRED_ROLES)."""
+    required = settings.TWO_FACTOR_REQUIRED_ROLES
+    return bool(required) and bool(roles_of(user) & set(required))
+
+
+def confirmed_device(user) -> TotpDevice | None:
+    """The user's confirmed authenticator app, or None."""
+    if user is None or user.pk is None:
+        return None
+    return TotpDevice.objects.filter(user_id=user.pk, confirmed_at__isnull=False).order_by("-confirmed_at").first()
+
+
+def two_factor_status(user) -> dict:
+    """For the profile page: the confirmed device (or None), unused recovery codes, whether required."""
+    return {
+        "device": confirmed_device(user),
+        "recovery_codes_left": RecoveryCode.objects.filter(user_id=user.pk, used_at__isnull=True).count(),
+        "required": requires_two_factor(user),
+    }

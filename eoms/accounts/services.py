@@ -5,21 +5,26 @@ import secrets
 from datetime import timedelta
 
 from django.conf import settings
+from django.contrib.auth import password_validation
 from django.contrib.auth.models import Group
+from django.contrib.auth.signals import user_login_failed
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext
 
-from eoms.core import audit
+from eoms.core import audit, crypto
+from eoms.core.context import current_request
 from eoms.core.errors import PermissionDenied, ValidationFailed
 from eoms.core.events import emit
 from eoms.core.rows import Select
 
-from . import events
-from .errors import DelegationNotFound, TokenNotFound
-from .models import ApiToken, OrgUnit, ProjectMembership, User
+from . import events, throttling, totp
+from .errors import DelegationNotFound, ReauthenticationFailed, TokenNotFound, TooManyAttempts
+from .models import ApiToken, OrgUnit, ProjectMembership, RecoveryCode, TotpDevice, User
 from .roles import ProjectRole, Role
-from .selectors import has_role
+from .selectors import confirmed_device, has_role, requires_two_factor
 
 __all__ = [
     "create_user",
@@ -36,6 +41,15 @@ __all__ = [
     "DelegationInvalid",
     "DelegationNotFound",
     "record_sign_in_failure",
+    "record_throttled_failure",
+    "check_second_factor",
+    "start_totp_enrolment",
+    "confirm_totp_device",
+    "disable_two_factor",
+    "renew_recovery_codes",
+    "reset_two_factor",
+    "change_password",
+    "change_email",
 ]
 
 TOKEN_PREFIX = "eoms_"
@@ -393,7 +407,7 @@ def end_delegation(*, actor, delegation_id) -> None:
 
 
 # What a refused or failed sign-in records, by why it failed: the password did not match (or no such user),
-# the account is locked, the address is blocked.
+# the account is locked, the address is blocked. (A wrong second-factor code is `twofa.verify_failed`.)
 SIGN_IN_FAILURE_REASONS = ("password", "locked", "blocked")
 
 
@@ -413,6 +427,10 @@ def record_sign_in_failure(*, username: str, reason: str, started: dict[str, int
         object_repr=name,
         changes={"username": name, "reason": reason},
     )
+    _record_lockouts(name, started)
+
+
+def _record_lockouts(name: str, started: dict[str, int] | None) -> None:
     for what, failures in (started or {}).items():
         limit = settings.LOGIN_MAX_FAILURES_PER_ACCOUNT if what == "locked" else settings.LOGIN_MAX_FAILURES_PER_IP
         audit.record(
@@ -429,3 +447,338 @@ def record_sign_in_failure(*, username: str, reason: str, started: dict[str, int
                 "seconds": settings.LOGIN_LOCKOUT_SECONDS,
             },
         )
+
+
+@transaction.atomic
+def record_throttled_failure(*, username: str, reason: str, started: dict[str, int]) -> None:
+    """A failed or refused attempt as the sign-in form records it, with the lockout metrics."""
+    record_sign_in_failure(username=username, reason=reason, started=started)
+    for what in started:
+        throttling.LOCKOUTS.labels(scope="account" if what == "locked" else "ip").inc()
+
+
+# ------------------------------------------------------------------------------------------ two-factor
+#
+# Secrets and codes never reach an audit entry, an event or a log line: entries say what happened
+# ("twofa.verified", method totp) and for what purpose, never the code.
+
+# Why a code (or the password) is asked again: recorded with each verification.
+PURPOSES = ("sign_in", "re_enrol", "enrol", "disable", "recovery_codes", "password", "email")
+ENROLMENT_MINUTES = 15  # a pending device (QR shown, first code not yet given) lives this long
+
+
+def _device_secret(device: TotpDevice) -> bytes:
+    return totp.from_b32(crypto.open_cell(device, "secret"))
+
+
+def enrolment_secret(*, actor, device_id) -> tuple[TotpDevice, str] | None:
+    """The actor's pending device and its secret (base32) while enrolling, for the QR page; None when
+    there is no such pending device or it is older than ENROLMENT_MINUTES."""
+    since = timezone.now() - timedelta(minutes=ENROLMENT_MINUTES)
+    try:
+        device = TotpDevice.objects.filter(
+            pk=device_id, user_id=actor.pk, confirmed_at__isnull=True, created_at__gte=since
+        ).first()
+    except (ValueError, ValidationError):
+        return None
+    return (device, totp.b32(_device_secret(device))) if device else None
+
+
+def _take_totp(device: TotpDevice, code: str) -> bool:
+    """Use `code` of `device` once: compare-and-set of the last used time step, so a code (and any code
+    of an earlier step) works once however many requests carry it at the same moment."""
+    step = totp.matching_step(_device_secret(device), code, after=device.last_step)
+    if step is None:
+        return False
+    return (
+        TotpDevice.objects.filter(pk=device.pk, last_step__lt=step).update(last_step=step, last_used_at=timezone.now())
+        == 1
+    )
+
+
+def _take_recovery_code(user, code: str) -> bool:
+    if len(totp.normalise_recovery_code(code)) != totp.RECOVERY_CODE_CHARS:
+        return False
+    return (
+        RecoveryCode.objects.filter(
+            user_id=user.pk, code_hash=totp.recovery_code_digest(code), used_at__isnull=True
+        ).update(used_at=timezone.now())
+        == 1
+    )
+
+
+def _audit_twofa(user, action: str, changes: dict) -> None:
+    audit.record(
+        actor=user,
+        action=action,
+        object_type="accounts.user",
+        object_id=user.pk,
+        object_repr=user.username,
+        changes=changes,
+    )
+
+
+@transaction.atomic
+def _verify_code(*, user, code: str, purpose: str) -> str | None:
+    """ "totp" or "recovery" when `code` is a good code of `user` (and is now used up), None otherwise;
+    audited either way, in this transaction, so a failure is recorded even though nothing changes."""
+    code = (code or "").strip()
+    device = confirmed_device(user)
+    method = None
+    if device is not None and totp.looks_like_totp(code):
+        method = "totp" if _take_totp(device, code) else None
+    elif _take_recovery_code(user, code):
+        method = "recovery"
+    if method == "totp":
+        _audit_twofa(user, "twofa.verified", {"purpose": purpose, "method": "totp"})
+    elif method == "recovery":
+        remaining = RecoveryCode.objects.filter(user_id=user.pk, used_at__isnull=True).count()
+        emit(
+            events.RecoveryCodeUsed(user_id=user.pk, remaining=remaining),
+            actor=user,
+            object_repr=user.username,
+            changes={"purpose": purpose, "remaining": remaining},
+        )
+    else:
+        _audit_twofa(user, "twofa.verify_failed", {"purpose": purpose})
+    return method
+
+
+def _begin_attempt(user) -> throttling.Attempt:
+    """One slot of the sign-in throttle (eoms.accounts.throttling) for a code or password check of
+    `user`: codes are guessed like passwords and count against the same limits."""
+    attempt = throttling.begin(username=user.username, ip=current_request().ip)
+    if attempt.refused:
+        record_throttled_failure(username=user.username, reason=attempt.refused, started=attempt.started)
+        raise TooManyAttempts(gettext("Too many failed attempts. Try again later."), retry_after=attempt.retry_after)
+    return attempt
+
+
+def _fail_attempt(attempt: throttling.Attempt, *, purpose: str) -> None:
+    started = throttling.failed(attempt)
+    if started:
+        with transaction.atomic():
+            _record_lockouts(attempt.username[:150], started)
+        for what in started:
+            throttling.LOCKOUTS.labels(scope="account" if what == "locked" else "ip").inc()
+    if purpose == "sign_in":  # eoms_login_failures_total counts it with the wrong passwords
+        user_login_failed.send(sender=__name__, credentials={"username": attempt.username}, request=None)
+
+
+def _code_error() -> ReauthenticationFailed:
+    return ReauthenticationFailed(
+        errors=[
+            {
+                "field": "code",
+                "message": gettext(
+                    "That code is not right, or was used already. Enter the current code of your "
+                    "authenticator app, or an unused recovery code."
+                ),
+            }
+        ]
+    )
+
+
+def check_second_factor(*, user, code: str, purpose: str) -> str:
+    """Check a code of `user` (a TOTP code of their app, or one of their recovery codes) and use it up.
+    Throttled and counted with the sign-in failures. Returns "totp" or "recovery"; raises TooManyAttempts
+    (429) while the account or address is locked, ReauthenticationFailed for a wrong or used code."""
+    if purpose not in PURPOSES:
+        raise ValueError(f"unknown purpose {purpose!r}")
+    attempt = _begin_attempt(user)
+    method = _verify_code(user=user, code=code, purpose=purpose)
+    if method is None:
+        _fail_attempt(attempt, purpose=purpose)
+        raise _code_error()
+    throttling.succeeded(attempt)
+    return method
+
+
+def _reauthenticate(*, user, password: str, code: str, purpose: str) -> None:
+    """Before a change of password or email: the current password and, with two-factor authentication
+    on, a fresh code; one throttled attempt for both."""
+    attempt = _begin_attempt(user)
+    if not user.check_password(password or ""):
+        with transaction.atomic():
+            _audit_twofa(user, "account.reauthentication_failed", {"purpose": purpose, "reason": "password"})
+        _fail_attempt(attempt, purpose=purpose)
+        raise ReauthenticationFailed(
+            errors=[{"field": "current_password", "message": gettext("Your current password is not right.")}]
+        )
+    if confirmed_device(user) is not None and _verify_code(user=user, code=code, purpose=purpose) is None:
+        _fail_attempt(attempt, purpose=purpose)
+        raise _code_error()
+    throttling.succeeded(attempt)
+
+
+def _replace_recovery_codes(user) -> list[str]:
+    RecoveryCode.objects.filter(user_id=user.pk).delete()
+    codes = totp.new_recovery_codes()
+    RecoveryCode.objects.bulk_create(
+        [RecoveryCode(user_id=user.pk, code_hash=totp.recovery_code_digest(c)) for c in codes]
+    )
+    return codes
+
+
+def start_totp_enrolment(*, actor, code: str = "") -> tuple[TotpDevice, str]:
+    """A new pending authenticator app for `actor`: returns the device and its secret (base32) for the QR
+    code. With an app already confirmed, a fresh code of it (or a recovery code) is asked first. Earlier
+    pending devices of the actor are dropped; the confirmed one stays until the new one is confirmed."""
+    if confirmed_device(actor) is not None:
+        check_second_factor(user=actor, code=code, purpose="re_enrol")
+    return _create_pending_device(actor=actor)
+
+
+@transaction.atomic
+def _create_pending_device(*, actor) -> tuple[TotpDevice, str]:
+    TotpDevice.objects.filter(user_id=actor.pk, confirmed_at__isnull=True).delete()
+    secret = totp.new_secret()
+    device = TotpDevice(user=actor)
+    device.secret_enc = crypto.encrypt(
+        totp.b32(secret), table=TotpDevice._meta.db_table, column="secret", row_id=device.pk
+    )
+    device.save()
+    _audit_twofa(actor, "twofa.enrolment_started", {"device": str(device.pk)})
+    return device, totp.b32(secret)
+
+
+def confirm_totp_device(*, actor, device_id, code: str) -> tuple[TotpDevice, list[str]]:
+    """Confirm the actor's pending device with its first code: it becomes the actor's only device (an
+    earlier one is removed), and ten new recovery codes replace any old ones. Returns the device and the
+    codes, which are shown once and stored only as hashes. Throttled like every code."""
+    pending = enrolment_secret(actor=actor, device_id=device_id)
+    if pending is None:
+        raise ValidationFailed(errors=[{"field": "code", "message": gettext("This set-up has expired. Start again.")}])
+    attempt = _begin_attempt(actor)
+    result = _confirm(actor=actor, device=pending[0], code=code)
+    if result is None:
+        _fail_attempt(attempt, purpose="enrol")
+        raise _code_error()
+    throttling.succeeded(attempt)
+    return result
+
+
+@transaction.atomic
+def _confirm(*, actor, device: TotpDevice, code: str) -> tuple[TotpDevice, list[str]] | None:
+    # The user's row lock: two confirmations at once cannot leave two confirmed devices.
+    User.objects.select_for_update().filter(pk=actor.pk).first()
+    device = TotpDevice.objects.filter(pk=device.pk, confirmed_at__isnull=True).first()
+    if device is None or not _take_totp(device, code):
+        _audit_twofa(actor, "twofa.verify_failed", {"purpose": "enrol"})
+        return None
+    replaced = TotpDevice.objects.filter(user_id=actor.pk).exclude(pk=device.pk).delete()[0] > 0
+    TotpDevice.objects.filter(pk=device.pk).update(confirmed_at=timezone.now())
+    device.refresh_from_db()
+    codes = _replace_recovery_codes(actor)
+    emit(
+        events.TwoFactorEnabled(user_id=actor.pk, device_id=device.pk, replaced=replaced),
+        actor=actor,
+        object_repr=actor.username,
+        changes={"device": str(device.pk), "replaced": replaced, "recovery_codes": len(codes)},
+    )
+    return device, codes
+
+
+def disable_two_factor(*, actor, code: str) -> None:
+    """Turn two-factor authentication off for `actor` after a fresh code. Refused while a role of the
+    actor requires it (EOMS_2FA_REQUIRED_ROLES): such a user sets up a new phone instead."""
+    if requires_two_factor(actor):
+        raise PermissionDenied(
+            gettext("Your role requires two-factor authentication; set up a new phone instead of turning it off.")
+        )
+    if confirmed_device(actor) is None:
+        raise ValidationFailed(errors=[{"field": "code", "message": gettext("Two-factor authentication is off.")}])
+    check_second_factor(user=actor, code=code, purpose="disable")
+    _remove_two_factor(user=actor, actor=actor, event=events.TwoFactorDisabled(user_id=actor.pk))
+
+
+@transaction.atomic
+def _remove_two_factor(*, user, actor, event) -> None:
+    devices = TotpDevice.objects.filter(user_id=user.pk).delete()[0]
+    codes = RecoveryCode.objects.filter(user_id=user.pk).delete()[0]
+    emit(event, actor=actor, object_repr=user.username, changes={"devices": devices, "recovery_codes": codes})
+
+
+def reset_two_factor(*, actor, user) -> None:
+    """An administrator removes `user`'s authenticator app and recovery codes (a lost phone). The user
+    signs in with the password alone next time, and is sent to set up a new app if a role requires it."""
+    _require_admin(actor)
+    _remove_two_factor(user=user, actor=actor, event=events.TwoFactorReset(user_id=user.pk))
+
+
+def renew_recovery_codes(*, actor, code: str) -> list[str]:
+    """Ten new recovery codes for `actor` after a fresh code; the old ones stop working."""
+    if confirmed_device(actor) is None:
+        raise ValidationFailed(errors=[{"field": "code", "message": gettext("Two-factor authentication is off.")}])
+    check_second_factor(user=actor, code=code, purpose="recovery_codes")
+    return _renew_codes(actor=actor)
+
+
+@transaction.atomic
+def _renew_codes(*, actor) -> list[str]:
+    codes = _replace_recovery_codes(actor)
+    emit(
+        events.RecoveryCodesRenewed(user_id=actor.pk),
+        actor=actor,
+        object_repr=actor.username,
+        changes={"recovery_codes": len(codes)},
+    )
+    return codes
+
+
+def change_password(*, actor, current_password: str, new_password: str, new_password_again: str, code: str = ""):
+    """Change the actor's own password: the new one must pass the password validators (settings
+    AUTH_PASSWORD_VALIDATORS) and be typed twice; then the current password and, with two-factor
+    authentication on, a fresh code are checked (throttled). Other sessions of the user end (Django
+    checks each session against the password hash); the caller keeps this one."""
+    errors = []
+    if new_password != new_password_again:
+        errors.append({"field": "new_password_again", "message": gettext("The two new passwords differ.")})
+    else:
+        try:
+            password_validation.validate_password(new_password, actor)
+        except ValidationError as exc:
+            errors.extend({"field": "new_password", "message": str(m)} for m in exc.messages)
+    if errors:
+        raise ValidationFailed(errors=errors)
+    _reauthenticate(user=actor, password=current_password, code=code, purpose="password")
+    _save_password(actor=actor, new_password=new_password)
+
+
+@transaction.atomic
+def _save_password(*, actor, new_password: str) -> None:
+    actor.set_password(new_password)
+    actor.save(update_fields=["password"])
+    emit(
+        events.UserUpdated(id=actor.pk, fields=("password",)),
+        actor=actor,
+        object_repr=actor.username,
+        changes={"password": "(changed)"},
+    )
+
+
+def change_email(*, actor, email: str, current_password: str, code: str = "") -> None:
+    """Change the actor's own email address, after the current password and (with two-factor
+    authentication on) a fresh code."""
+    email = (email or "").strip()
+    try:
+        validate_email(email)
+        if len(email) > 254:
+            raise ValidationError("too long")
+    except ValidationError:
+        raise ValidationFailed(errors=[{"field": "email", "message": gettext("Enter a valid email address.")}])
+    _reauthenticate(user=actor, password=current_password, code=code, purpose="email")
+    _save_email(actor=actor, email=email)
+
+
+@transaction.atomic
+def _save_email(*, actor, email: str) -> None:
+    before = actor.email
+    User.objects.filter(pk=actor.pk).update(email=email)
+    actor.email = email
+    emit(
+        events.UserUpdated(id=actor.pk, fields=("email",)),
+        actor=actor,
+        object_repr=actor.username,
+        changes={"email": [before, email]},
+    )

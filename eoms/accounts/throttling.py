@@ -142,10 +142,20 @@ def failed(attempt: Attempt) -> dict[str, int]:
     return started
 
 
-def succeeded(attempt: Attempt) -> None:
-    """The password was right: the account's failures are forgotten and the address's slot given back."""
-    cache.delete(account_key(attempt.username))
-    key = ip_key(attempt.ip)
+def succeeded(attempt: Attempt, *, second_factor_pending: bool = False) -> None:
+    """The password (or code) was right: the account's failures are forgotten and the address's slot given
+    back. With `second_factor_pending` (a right password of an account with two-factor authentication,
+    whose code is still to come) the account's slot is given back but its earlier failures are kept: the
+    password and the code failures count together until the sign-in is complete, so a known password
+    does not buy a fresh allowance of code guesses."""
+    if second_factor_pending:
+        _give_back(account_key(attempt.username))
+    else:
+        cache.delete(account_key(attempt.username))
+    _give_back(ip_key(attempt.ip))
+
+
+def _give_back(key: str) -> None:
     try:
         if cache.decr(key) < 0:  # the window ended meanwhile and DECR re-created the key
             cache.delete(key)

@@ -13,7 +13,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from eoms.core.errors import DomainError
 
-from .. import selectors, services, throttling
+from .. import selectors, services, throttling, twofactor
 
 
 class SignInForm(AuthenticationForm):
@@ -26,6 +26,7 @@ class SignInForm(AuthenticationForm):
         "throttled": gettext_lazy("Your username and password didn't match. Please try again later."),
     }
     refused: throttling.Attempt | None = None
+    second_step: str | None = None
 
     def clean(self):
         username = self.cleaned_data.get("username")
@@ -44,19 +45,30 @@ class SignInForm(AuthenticationForm):
         except ValidationError:
             _failed(username, "password", throttling.failed(attempt))
             raise
-        throttling.succeeded(attempt)
+        # With a second factor to come, the account's earlier failures keep counting until it is given.
+        self.second_step = twofactor.stage_after_password(self.user_cache)
+        throttling.succeeded(attempt, second_factor_pending=self.second_step is not None)
         return cleaned
 
 
 def _failed(username: str, reason: str, started: dict[str, int]) -> None:
-    services.record_sign_in_failure(username=username, reason=reason, started=started)
-    for what in started:
-        throttling.LOCKOUTS.labels(scope="account" if what == "locked" else "ip").inc()
+    services.record_throttled_failure(username=username, reason=reason, started=started)
 
 
 class SignInView(auth_views.LoginView):
+    """The password step. A user who owes a second factor (an authenticator app, or a role that requires
+    one) is not signed in here: the session remembers the pending step (eoms.accounts.twofactor)."""
+
     form_class = SignInForm
     redirect_authenticated_user = True
+
+    def form_valid(self, form):
+        if form.second_step is None:
+            return super().form_valid(form)
+        step = twofactor.begin_pending(
+            self.request, form.get_user(), stage=form.second_step, next_url=self.get_redirect_url()
+        )
+        return redirect(step.url)
 
     def form_invalid(self, form):
         response = super().form_invalid(form)
@@ -89,6 +101,7 @@ def profile(request):
             "tokens": selectors.list_api_tokens(actor=request.user),
             "roles": sorted(selectors.roles_of(request.user)),
             "new_secret": new_secret,
+            "two_factor": selectors.two_factor_status(request.user),
         },
     )
 

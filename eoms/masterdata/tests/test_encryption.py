@@ -324,6 +324,7 @@ def test_rotate_reencrypts_everything_resumably_and_the_old_key_can_go(world):
         call_command("keys", "status", stdout=status)
         assert status.getvalue().splitlines() == [
             "current key: k2; keyring: k2, k1",
+            "accounts_totpdevice.secret: no values",  # authenticator apps' secrets (accounts), none here
             "masterdata_customer.id_card_number: k2: 3",
             "masterdata_customercontact.phone: k2: 6",
             "masterdata_supplier.bank_account: k2: 2",
