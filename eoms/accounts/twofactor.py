@@ -136,7 +136,7 @@ def session_state(request) -> str:
 def _open_paths() -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(exact paths, prefixes) a half-signed-in session may still reach."""
     exact = tuple(reverse(name) for name in ("accounts:two_factor_verify", "accounts:two_factor_enrol", "logout"))
-    prefixes = ("/" + settings.STATIC_URL.lstrip("/"), "/i18n/", "/healthz", "/readyz", "/metrics")
+    prefixes = ("/" + settings.STATIC_URL.lstrip("/"), "/i18n/", "/healthz", "/readyz", "/metrics", "/favicon.ico")
     return exact, prefixes
 
 
