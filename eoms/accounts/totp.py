@@ -4,7 +4,7 @@ The HOTP/TOTP computation is django-otp's (`django_otp.oath.hotp`, HMAC-SHA1, th
 authenticator app speaks); what we add is the time-step window, a constant-time comparison, the
 otpauth:// URI with its QR code (segno, SVG) and the recovery codes. Which step a code matched is
 returned, so the caller can refuse that step and every earlier one afterwards (a code works once).
-See docs/decisions/0013-two-factor-authentication.md.
+See docs/decisions/0014-two-factor-authentication.md.
 """
 
 import base64
