@@ -136,7 +136,20 @@ def session_state(request) -> str:
 def _open_paths() -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(exact paths, prefixes) a half-signed-in session may still reach."""
     exact = tuple(reverse(name) for name in ("accounts:two_factor_verify", "accounts:two_factor_enrol", "logout"))
-    prefixes = ("/" + settings.STATIC_URL.lstrip("/"), "/i18n/", "/healthz", "/readyz", "/metrics", "/favicon.ico")
+    prefixes = (
+        "/" + settings.STATIC_URL.lstrip("/"),
+        "/i18n/",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/favicon.ico",
+        # OAuth2 endpoints that authenticate the client, never the browser's session (the authorization
+        # endpoint, /o/authorize/, does use the session and stays behind the gate).
+        "/o/token/",
+        "/o/revoke_token/",
+        "/o/introspect/",
+        "/.well-known/",
+    )
     return exact, prefixes
 
 

@@ -24,7 +24,17 @@ from .twofa_helpers import PASSWORD, code, enrol
 
 CODE_PAGE = "/accounts/two-factor/code/"
 SETUP_PAGE = "/accounts/two-factor/setup/"
-PAGES = ["/", "/orders/", "/accounts/profile/", "/approvals/", "/notifications/", "/masterdata/projects/", "/admin/"]
+PAGES = [
+    "/",
+    "/orders/",
+    "/accounts/profile/",
+    "/approvals/",
+    "/notifications/",
+    "/masterdata/projects/",
+    "/admin/",
+    "/o/authorize/?response_type=code&client_id=x",
+    "/oauth/clients/",
+]
 
 
 def _sign_in(client, user, password=PASSWORD, next_url=""):
