@@ -68,7 +68,7 @@ def secret_of_user(user) -> bytes:
 # ------------------------------------------------------------------------------------------ enrolment
 
 
-@pytest.mark.asvs("6.5.3")
+@pytest.mark.asvs("6.5.2", "6.5.3")
 def test_enrolment_seals_the_secret_and_confirming_gives_ten_hashed_recovery_codes(world):
     """ASVS 6.5.2/6.5.3: the secret is sealed with AES-256-GCM bound to its row; recovery codes are
     stored only as SHA-256 digests (120-bit codes); no secret or code in audit or outbox."""
@@ -371,7 +371,7 @@ def test_a_required_role_cannot_turn_it_off(world, settings):
 # ------------------------------------------------------------------------------------------ fresh code asked
 
 
-@pytest.mark.asvs("7.5.1")
+@pytest.mark.asvs("6.2.2", "6.2.3", "7.5.1")
 def test_changing_the_password_asks_for_the_current_password_and_a_fresh_code(world):
     """ASVS 6.2.3 and 7.5.1: current password, new password through the validators, and the code."""
     secret, _ = enrol(world.pm)
