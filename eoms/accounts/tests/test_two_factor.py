@@ -532,3 +532,37 @@ def test_keys_rotate_reseals_authenticator_secrets_and_codes_still_verify(world,
     assert TotpDevice.objects.get(user=world.pm).secret_enc.startswith("v1:k2:")
     settings.FIELD_KEYS = f"k2:{k2}"
     assert services.check_second_factor(user=world.pm, code=code(secret), purpose="sign_in") == "totp"
+
+
+def test_an_unknown_required_role_is_a_system_check_error(settings):
+    from eoms.accounts.apps import check_two_factor_roles
+
+    settings.TWO_FACTOR_REQUIRED_ROLES = ["admin", "finanse"]
+    [error] = check_two_factor_roles()
+    assert (error.id, error.msg) == ("eoms.E2FA", "EOMS_2FA_REQUIRED_ROLES names unknown role(s): finanse")
+    settings.TWO_FACTOR_REQUIRED_ROLES = ["admin", "finance"]
+    assert check_two_factor_roles() == []
+
+
+def test_the_code_page_speaks_chinese(world):
+    enrol(world.pm)
+    client = Client(HTTP_ACCEPT_LANGUAGE="zh-hans")
+    _sign_in(client, world.pm)
+    page = client.get(CODE_PAGE).content.decode()
+    assert "输入验证码" in page and "取消并退出" in page
+    wrong = client.post(CODE_PAGE, {"code": "abc"}).content.decode()
+    assert "验证码不正确或已被使用" in wrong
+
+
+def test_changing_the_password_ends_the_users_other_sessions(world):
+    other = Client()
+    other.force_login(world.pm)
+    client = Client()
+    client.force_login(world.pm)
+    new = "Tide-lantern-4491"
+    client.post(
+        reverse("accounts:change_password"),
+        {"current_password": PASSWORD, "new_password": new, "new_password_again": new},
+    )
+    assert client.get("/api/v1/accounts/me").status_code == 200
+    assert other.get("/api/v1/accounts/me").status_code == 401
