@@ -8,7 +8,7 @@ from . import views
 
 oauth2_patterns = (
     [
-        path("authorize/", dot.AuthorizationView.as_view(), name="authorize"),
+        path("authorize/", views.ConsentView.as_view(), name="authorize"),
         path("token/", dot.TokenView.as_view(), name="token"),
         path("revoke_token/", dot.RevokeTokenView.as_view(), name="revoke-token"),
         path("introspect/", dot.IntrospectTokenView.as_view(), name="introspect"),

@@ -263,3 +263,24 @@ def test_no_token_or_secret_reaches_the_logs_even_at_debug(oauth, world, caplog)
     for value in (token, pair["access_token"], pair["refresh_token"], rotated["refresh_token"], oauth.erp_secret):
         assert value not in text
     assert "wrong-secret-value" not in text
+
+
+def test_consent_page_lets_its_form_redirect_to_the_clients_registered_origins_only(oauth, world):
+    """Browsers apply CSP form-action to the redirect answering Allow (e2e/test_oauth_consent.py)."""
+    _, challenge = pkce_pair()
+    page = signed_in(world.approver).get(
+        "/o/authorize/", authorize_params(oauth, scope="orders:read", challenge=challenge)
+    )
+    policy = page["Content-Security-Policy"]
+    assert "form-action 'self' https://h5.example.com;" in policy
+    assert "script-src 'self';" in policy and "frame-ancestors 'none'" in policy
+    # Any other page keeps form-action to itself.
+    assert "form-action 'self';" in Client().get("/login/")["Content-Security-Policy"]
+
+
+def test_csp_sources_of_redirect_uris():
+    from eoms.oauth.views import _origin
+
+    assert _origin("https://h5.example.com:8443/cb?x=1") == "https://h5.example.com:8443"
+    assert _origin("com.example.eoms:/oauth/callback") == "com.example.eoms:"
+    assert _origin("https://evil.example.com;script-src/x") == ""
