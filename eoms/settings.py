@@ -350,6 +350,8 @@ WEBHOOKS_TIMEOUT = env.float("EOMS_WEBHOOKS_TIMEOUT", default=10.0)
 # one presented again revokes its whole family; they die EOMS_OAUTH_REFRESH_TOKEN_SECONDS after their
 # access token expires. Issuer: EOMS_PUBLIC_URL; audience: EOMS_PUBLIC_URL + "/api/v1".
 JWT_KEYS = env("EOMS_JWT_KEYS", default="")
+# However often it is rotated, a refresh token family ends this long after the user's consent.
+OAUTH_REFRESH_TOKEN_MAX_SECONDS = env.int("EOMS_OAUTH_REFRESH_TOKEN_MAX_SECONDS", default=90 * 24 * 3600)
 if PRODUCTION:
     from eoms.oauth.keys import refuse_missing_jwt_keys
 

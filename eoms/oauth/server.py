@@ -8,9 +8,13 @@ every token issued, refreshed or revoked and every failed client authentication,
 import base64
 import binascii
 import hashlib
+from datetime import timedelta
 from urllib.parse import unquote_plus
 
+from django.conf import settings
 from django.db import transaction
+from django.db.models import Min
+from django.utils import timezone
 from oauth2_provider.models import AccessToken, RefreshToken
 from oauth2_provider.oauth2_validators import OAuth2Validator
 from oauthlib.oauth2 import Server
@@ -104,6 +108,14 @@ class EomsValidator(OAuth2Validator):
 
     def validate_refresh_token(self, refresh_token, client, request, *args, **kwargs):
         valid = super().validate_refresh_token(refresh_token, client, request, *args, **kwargs)
+        if valid:
+            # DOT's expiry slides with each rotation; the family also ends a fixed time after the user
+            # consented (its first refresh token), however often it was used: the user consents again.
+            family = request.refresh_token_instance.token_family
+            first = RefreshToken.objects.filter(token_family=family).aggregate(first=Min("created"))["first"]
+            limit = timedelta(seconds=settings.OAUTH_REFRESH_TOKEN_MAX_SECONDS)
+            if first is not None and first + limit <= timezone.now():
+                return False
         if not valid:
             checksum = hashlib.sha256(refresh_token.encode("utf-8")).hexdigest()
             reused = RefreshToken.objects.filter(token_checksum=checksum, revoked__isnull=False).first()

@@ -2,6 +2,7 @@
 PKCE (S256 only), refresh token rotation with reuse detection, revocation; each audited without token values."""
 
 import json
+from datetime import timedelta
 
 import jwt
 import pytest
@@ -284,3 +285,21 @@ def test_csp_sources_of_redirect_uris():
     assert _origin("https://h5.example.com:8443/cb?x=1") == "https://h5.example.com:8443"
     assert _origin("com.example.eoms:/oauth/callback") == "com.example.eoms:"
     assert _origin("https://evil.example.com;script-src/x") == ""
+
+
+@pytest.mark.asvs("10.4.8")
+def test_a_refresh_token_family_ends_a_fixed_time_after_consent_however_often_rotated(oauth, world, settings):
+    import time_machine
+    from django.utils import timezone
+
+    settings.OAUTH_REFRESH_TOKEN_MAX_SECONDS = 3600
+    start = timezone.now()
+    with time_machine.travel(start, tick=False):
+        tokens = _code_tokens(oauth, world)
+    with time_machine.travel(start + timedelta(minutes=50), tick=False):
+        tokens = _refresh(oauth, tokens["refresh_token"]).json()  # rotated: a new token of the same family
+        assert tokens["refresh_token"]
+    with time_machine.travel(start + timedelta(minutes=61), tick=False):
+        # The new token is 11 minutes old and DOT's sliding expiry (30 days) is far, but the family is over.
+        refused = _refresh(oauth, tokens["refresh_token"])
+    assert (refused.status_code, refused.json()["error"]) == (400, "invalid_grant")
