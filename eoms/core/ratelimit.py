@@ -129,6 +129,7 @@ class _LocalCounters:
 
 
 _local = _LocalCounters()
+_warned_at = -60.0  # time.monotonic() of the last "Redis failed" warning
 
 
 def _redis_client():
@@ -148,7 +149,10 @@ def _incr(keys: list[str], window: int) -> list[tuple[int, int]]:
     try:
         values = client.register_script(_SCRIPT)(keys=keys, args=[window * 1000])
     except Exception as exc:  # noqa: BLE001 (Redis down: count in this process instead)
-        log.warning("API rate limits: Redis failed (%s); counting in this process", type(exc).__name__)
+        global _warned_at
+        if time.monotonic() - _warned_at >= 60:  # one warning a minute, not one per request
+            _warned_at = time.monotonic()
+            log.warning("API rate limits: Redis failed (%s); counting in this process", type(exc).__name__)
         return _local.incr(keys, window)
     return [(int(values[i]), int(values[i + 1])) for i in range(0, len(values), 2)]
 
