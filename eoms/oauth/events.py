@@ -3,7 +3,7 @@ from dataclasses import dataclass
 
 from eoms.core.events import DomainEvent
 
-__all__ = ["ClientRegistered", "ClientDeleted", "ClientSecretRotated", "UserTokensRevoked"]
+__all__ = ["ClientRegistered", "ClientDeleted", "ClientSecretRotated", "UserTokensRevoked", "AuthorizationRevoked"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -39,3 +39,12 @@ class UserTokensRevoked(DomainEvent):
     id: uuid.UUID
     access_tokens: int
     refresh_tokens: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuthorizationRevoked(DomainEvent):
+    event_type = "oauth.authorization_revoked"
+    aggregate_type = "oauth.client"
+    id: uuid.UUID
+    client_id: str
+    user_id: uuid.UUID

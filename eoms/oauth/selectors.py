@@ -18,6 +18,8 @@ __all__ = [
     "access_client",
     "active_token_counts",
     "can_manage_clients",
+    "list_authorized_clients",
+    "access_authorized_client",
 ]
 
 
@@ -63,3 +65,38 @@ def tokens_of_user(user):
     """Access and refresh tokens that act as `user`: issued to them, or to a client they own."""
     mine = Q(user=user) | Q(application__user=user)
     return AccessToken.objects.filter(mine), RefreshToken.objects.filter(mine, revoked__isnull=True)
+
+
+def list_authorized_clients(*, actor) -> list[dict]:
+    """The clients `actor` has authorized that still hold a live token as them: per client its policy,
+    the scopes granted and when the latest token was issued (newest first)."""
+    from django.utils import timezone
+
+    by_app: dict[int, dict] = {}
+    live_access = AccessToken.objects.filter(user=actor, expires__gt=timezone.now())
+    live_refresh = RefreshToken.objects.filter(user=actor, revoked__isnull=True)
+    for kind, rows in (("access", live_access), ("refresh", live_refresh)):
+        for app_id, created, scope in rows.values_list(
+            "application_id", "created", "access_token__scope" if kind == "refresh" else "scope"
+        ):
+            entry = by_app.setdefault(app_id, {"scopes": set(), "latest": created})
+            entry["scopes"].update((scope or "").split())
+            entry["latest"] = max(entry["latest"], created)
+    policies = ClientPolicy.objects.select_related("application").filter(application_id__in=by_app)
+    result = [
+        {
+            "policy": p,
+            "scopes": scope_list(" ".join(by_app[p.application_id]["scopes"])),
+            "latest": by_app[p.application_id]["latest"],
+        }
+        for p in policies
+    ]
+    return sorted(result, key=lambda e: e["latest"], reverse=True)
+
+
+def access_authorized_client(actor, policy_id) -> ClientPolicy:
+    """A client `actor` has authorized; NotFound for any other (whether or not it exists)."""
+    for entry in list_authorized_clients(actor=actor):
+        if entry["policy"].pk == policy_id:
+            return entry["policy"]
+    raise ClientNotFound(gettext("No such OAuth2 client."))

@@ -1,5 +1,5 @@
 """The authorization server's endpoints (django-oauth-toolkit under /o/, namespace "oauth2_provider"),
-its well-known documents at the root, and the client pages under /oauth/clients/ ("oauth")."""
+its well-known documents at the root, and the pages under /oauth/ ("oauth")."""
 
 from django.urls import include, path
 from oauth2_provider import views as dot
@@ -20,5 +20,5 @@ urlpatterns = [
     path("o/", include(oauth2_patterns)),
     path(".well-known/jwks.json", views.jwks_view, name="oauth-jwks"),
     path(".well-known/oauth-authorization-server", views.metadata_view, name="oauth-metadata"),
-    path("oauth/clients/", include("eoms.oauth.web.urls")),
+    path("oauth/", include("eoms.oauth.web.urls")),
 ]

@@ -76,3 +76,35 @@ def test_new_secret_and_delete(world, oauth):
     assert gone.status_code == 302 and gone["Location"] == "/oauth/clients/"
     assert not Application.objects.filter(pk=app.pk).exists()
     assert browser.get(f"/oauth/clients/{oauth.erp.pk}/").status_code == 404
+
+
+@pytest.mark.asvs("10.7.3", "10.4.9")
+def test_a_user_reviews_and_withdraws_an_apps_access(world, oauth):
+    from oauth2_provider.models import AccessToken, RefreshToken
+
+    from eoms.core.models import AuditEntry
+
+    from .conftest import bearer
+    from .test_flows import _code_tokens, _refresh
+
+    tokens = _code_tokens(oauth, world)  # the approver authorized the mobile H5 app
+    browser = _browser(world.approver)
+    page = browser.get("/oauth/authorized/")
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert "Mobile H5" in html and "Read engineering orders" in html and "Read approvals and tasks" in html
+    assert "ERP" not in html  # a client-credentials client acts as its owner, not as the user's consent
+    # Someone else has authorized nothing: the same client is not theirs to withdraw.
+    other = _browser(world.engineer)
+    assert "You have not authorized any app." in other.get("/oauth/authorized/").content.decode()
+    assert other.post(f"/oauth/authorized/{oauth.h5.pk}/revoke/").status_code == 404
+    assert AccessToken.objects.filter(user=world.approver).count() == 1
+
+    gone = browser.post(f"/oauth/authorized/{oauth.h5.pk}/revoke/")
+    assert gone.status_code == 302 and gone["Location"] == "/oauth/authorized/"
+    assert Client().get("/api/v1/orders", **bearer(tokens["access_token"])).status_code == 401
+    assert _refresh(oauth, tokens["refresh_token"]).json()["error"] == "invalid_grant"
+    assert RefreshToken.objects.filter(user=world.approver, revoked__isnull=True).count() == 0
+    entry = AuditEntry.objects.get(action="oauth.authorization_revoked")
+    assert (entry.actor_id, entry.changes) == (world.approver.pk, {"access_tokens": 1, "refresh_tokens": 1})
+    assert "You have not authorized any app." in browser.get("/oauth/authorized/").content.decode()

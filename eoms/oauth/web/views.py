@@ -15,7 +15,15 @@ from .. import selectors, services
 from ..scopes import SCOPES, scope_list
 from .forms import ClientForm
 
-__all__ = ["client_list", "client_create", "client_detail", "client_rotate_secret", "client_delete"]
+__all__ = [
+    "client_list",
+    "client_create",
+    "client_detail",
+    "client_rotate_secret",
+    "client_delete",
+    "authorized_list",
+    "authorized_revoke",
+]
 
 
 def _admin(request) -> None:
@@ -28,6 +36,16 @@ def _client(request, client_id):
         return selectors.access_client(request.user, client_id)
     except NotFound:
         raise Http404(_("No such OAuth2 client."))
+
+
+def _done(request, action, message: str, to: str):
+    """Run a service that ends something, then say so and go to `to`; a client not found is a 404."""
+    try:
+        action()
+    except NotFound:
+        raise Http404(_("No such OAuth2 client."))
+    messages.success(request, message)
+    return redirect(to)
 
 
 @login_required
@@ -92,9 +110,30 @@ def client_rotate_secret(request, client_id):
 @require_POST
 def client_delete(request, client_id):
     _admin(request)
-    try:
-        services.delete_client(actor=request.user, policy_id=client_id)
-    except NotFound:
-        raise Http404(_("No such OAuth2 client."))
-    messages.success(request, _("OAuth2 client deleted; its tokens no longer work."))
-    return redirect("oauth:list")
+    return _done(
+        request,
+        lambda: services.delete_client(actor=request.user, policy_id=client_id),
+        _("OAuth2 client deleted; its tokens no longer work."),
+        "oauth:list",
+    )
+
+
+@login_required
+@require_GET
+def authorized_list(request):
+    """The apps the signed-in user has authorized, with what each may do; any user, their own only."""
+    entries = [
+        {**e, "labels": [SCOPES[s] for s in e["scopes"]]} for e in selectors.list_authorized_clients(actor=request.user)
+    ]
+    return render(request, "oauth/authorized.html", {"entries": entries})
+
+
+@login_required
+@require_POST
+def authorized_revoke(request, client_id):
+    return _done(
+        request,
+        lambda: services.revoke_authorization(actor=request.user, policy_id=client_id),
+        _("Access withdrawn: the app can no longer act as you."),
+        "oauth:authorized",
+    )
