@@ -1,26 +1,15 @@
 """The JSON API at /api/v1/: one NinjaAPI, one router per context, problem+json errors."""
 
-from ninja import NinjaAPI
-
 from eoms.accounts.api import router as accounts_router
 from eoms.accounts.auth import API_AUTH
 from eoms.approvals.api import router as approvals_router
-from eoms.core.api import install_error_handlers
+from eoms.core.api import EomsAPI, install_error_handlers
 from eoms.core.ratelimit import DEFAULT as DEFAULT_RATE_LIMITS
-from eoms.core.ratelimit import document_rate_limits
 from eoms.masterdata.api import router as masterdata_router
 from eoms.notifications.api import router as notifications_router
 from eoms.orders.api import router as orders_router
 from eoms.reports.api import router as reports_router
 from eoms.webhooks.api import router as webhooks_router
-
-
-class EomsAPI(NinjaAPI):
-    """Ours only to say in the OpenAPI document that every operation may answer 429 (eoms.core.ratelimit)."""
-
-    def get_openapi_schema(self, *args, **kwargs):
-        return document_rate_limits(super().get_openapi_schema(*args, **kwargs))
-
 
 api = EomsAPI(
     title="EOMS API",

@@ -22,7 +22,7 @@ from pydantic import Field
 from eoms.accounts import selectors as accounts_selectors
 from eoms.accounts import services as accounts_services
 from eoms.accounts.roles import Role
-from eoms.core.api import ProblemSchema
+from eoms.core.api import ProblemSchema, UserRef
 from eoms.core.errors import DomainError, ValidationFailed
 from eoms.core.ratelimit import EXPENSIVE
 from eoms.core.uploads import inspect_upload
@@ -67,12 +67,6 @@ DOCUMENT_HELP = (
     "name, branches: [{id, name, when: {any_of: [[{field, operator, value}]]}, default, nodes}]}. A malformed "
     "document answers 422 with each error's path in `field` and its node named in `message`."
 )
-
-
-class UserRef(Schema):
-    id: uuid.UUID
-    username: str
-    display_name: str
 
 
 class SubjectOut(Schema):

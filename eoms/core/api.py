@@ -1,17 +1,33 @@
 """API building blocks: problem+json errors (RFC 9457), authentication, pagination helpers."""
 
+import uuid
+
 from django.http import HttpRequest, JsonResponse
+from django.http.multipartparser import MultiPartParserError
 from django.utils.translation import gettext
 from ninja.errors import AuthenticationError, HttpError, Throttled
 from ninja.errors import ValidationError as NinjaValidationError
 
 from .errors import DomainError
 
-__all__ = ["problem", "install_error_handlers", "PROBLEM_CONTENT_TYPE", "ProblemSchema"]
+__all__ = ["problem", "install_error_handlers", "PROBLEM_CONTENT_TYPE", "ProblemSchema", "Ref", "UserRef", "EomsAPI"]
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 
-from ninja import Schema  # noqa: E402
+from ninja import NinjaAPI, Schema  # noqa: E402
+
+
+class Ref(Schema):
+    """Another object by id and name (a project, a customer)."""
+
+    id: uuid.UUID
+    name: str
+
+
+class UserRef(Schema):
+    id: uuid.UUID
+    username: str
+    display_name: str
 
 
 class ProblemSchema(Schema):
@@ -99,8 +115,29 @@ def install_error_handlers(api) -> None:
 
         return rate_limited_response(request.eoms_rate_limited)
 
+    @api.exception_handler(MultiPartParserError)
+    def unreadable_form(request: HttpRequest, exc: MultiPartParserError):
+        # A multipart body Django cannot split (no boundary, cut short): the client's fault.
+        title = gettext("The multipart form body cannot be read")
+        return problem(400, "invalid_body", title, str(exc))
+
     @api.exception_handler(HttpError)
     def http_error(request: HttpRequest, exc: HttpError):
+        # Ninja's own refusals, with codes of ours: a body that is not JSON, a session without its
+        # CSRF token (an unsafe method with the page session).
+        if exc.status_code == 400 and str(exc.message) == "Cannot parse request body":
+            title = gettext("The request body is not valid JSON")
+            return problem(400, "invalid_body", title, title)
+        if exc.status_code == 403 and "CSRF" in str(exc.message):
+            return problem(
+                403,
+                "csrf_failed",
+                gettext("CSRF check failed"),
+                gettext(
+                    "A change through the page session needs the CSRF token in the X-CSRFToken header; "
+                    "other clients send 'Authorization: Bearer <API token>'."
+                ),
+            )
         return problem(exc.status_code, f"http_{exc.status_code}", str(exc.message), str(exc.message))
 
     @api.exception_handler(Exception)
@@ -115,3 +152,56 @@ def install_error_handlers(api) -> None:
             gettext("Something failed on our side; quote request id %(request_id)s.")
             % {"request_id": getattr(request, "request_id", "")},
         )
+
+
+_ANSWERS = {
+    "400": "The body cannot be read (not JSON, or a multipart form without its boundary)",
+    "401": "No valid credentials",
+    "403": "Not allowed (or, through the page session, a change without its CSRF token)",
+    "422": "Parameters or body not valid",
+    "429": "Rate limit reached; retry after the Retry-After header's seconds",
+}
+_UNSAFE = frozenset({"post", "put", "patch", "delete"})
+
+
+def document_problems(schema: dict) -> dict:
+    """Say in the OpenAPI document what every operation really answers on failure: each error
+    (4xx/5xx) as application/problem+json with ProblemSchema; and the answers the gateway gives
+    whatever the operation — 401 where credentials are needed, 403 to a change through the page
+    session without its CSRF token, 429 from the rate limits, 422 to invalid parameters or body,
+    400 to a body that is not JSON. Clients (and schemathesis) then find every status they meet."""
+    schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+    schemas.setdefault("ProblemSchema", ProblemSchema.model_json_schema(ref_template="#/components/schemas/{model}"))
+    content = {PROBLEM_CONTENT_TYPE: {"schema": {"$ref": "#/components/schemas/ProblemSchema"}}}
+    for operations in schema.get("paths", {}).values():
+        for method, operation in operations.items():
+            if method not in ("get", "put", "post", "delete", "patch", "head", "options"):
+                continue
+            # Ninja keys the statuses by int; the document's own spelling is a string.
+            responses = operation["responses"] = {str(k): v for k, v in operation.get("responses", {}).items()}
+            wanted = ["429"]
+            if operation.get("security"):
+                wanted.append("401")
+                if method in _UNSAFE:
+                    wanted.append("403")
+            if operation.get("parameters") or operation.get("requestBody"):
+                wanted.append("422")
+            if operation.get("requestBody"):
+                wanted.append("400")
+            for status in wanted:
+                responses.setdefault(status, {"description": _ANSWERS[status]})
+            for status, response in responses.items():
+                if status[:1] in ("4", "5"):
+                    response["content"] = content
+    return schema
+
+
+class EomsAPI(NinjaAPI):
+    """The NinjaAPI whose OpenAPI document names every failure answer: the rate limits' 429 with its
+    Retry-After (eoms.core.ratelimit), then the rest (document_problems)."""
+
+    def get_openapi_schema(self, *, path_prefix=None, path_params=None):
+        from .ratelimit import document_rate_limits  # (ratelimit renders its 429 with this module)
+
+        schema = super().get_openapi_schema(path_prefix=path_prefix, path_params=path_params)
+        return document_problems(document_rate_limits(schema))

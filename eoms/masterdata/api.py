@@ -14,7 +14,7 @@ from ninja.files import UploadedFile
 from pydantic import Field
 
 from eoms.accounts.roles import ProjectRole
-from eoms.core.api import ProblemSchema
+from eoms.core.api import ProblemSchema, Ref, UserRef
 from eoms.core.errors import ValidationFailed
 from eoms.core.ratelimit import EXPENSIVE
 
@@ -28,17 +28,6 @@ MAX_PAGE_SIZE = 200
 
 
 # ------------------------------------------------------------------------------------------ schemas
-
-
-class Ref(Schema):
-    id: uuid.UUID
-    name: str
-
-
-class UserRef(Schema):
-    id: uuid.UUID
-    username: str
-    display_name: str
 
 
 class PageIn(Schema):

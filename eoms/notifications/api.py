@@ -185,7 +185,7 @@ def put_preferences(request: HttpRequest, payload: PreferencesIn):
     )
 
 
-class DeliveryOut(Schema):
+class NotificationDeliveryOut(Schema):
     id: uuid.UUID
     notification_id: uuid.UUID
     kind: NotificationKind
@@ -201,11 +201,11 @@ class DeliveryOut(Schema):
     sent_at: datetime | None
 
 
-class DeliveryPage(Schema):
+class NotificationDeliveryPage(Schema):
     count: int
     page: int
     page_size: int
-    results: list[DeliveryOut]
+    results: list[NotificationDeliveryOut]
 
 
 class DeliveryFilterIn(Schema):
@@ -245,7 +245,7 @@ def delivery_out(d: Delivery) -> dict:
 
 @router.get(
     "/deliveries",
-    response={200: DeliveryPage, 403: ProblemSchema, 422: ProblemSchema},
+    response={200: NotificationDeliveryPage, 403: ProblemSchema, 422: ProblemSchema},
     summary="Deliveries through outside channels by state, the most recent first (failed ones by default)",
     description=WHO_ADMIN + " A delivery is failed when its channel kept failing through every retry "
     "(EOMS_NOTIFY_MAX_ATTEMPTS).",

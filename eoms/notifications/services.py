@@ -396,6 +396,14 @@ def set_notification_preferences(
                 )
                 continue
             clean.setdefault(kind, {})[channel] = on
+    for name, value in (("quiet_from", quiet_from), ("quiet_until", quiet_until)):
+        if value is not None and value.tzinfo is not None:
+            errors.append(
+                {
+                    "field": name,
+                    "message": _("Give a time of day without a time zone: quiet hours are in the company's time zone."),
+                }
+            )
     if (quiet_from is None) != (quiet_until is None):
         errors.append(
             {

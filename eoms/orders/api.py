@@ -13,7 +13,7 @@ from ninja.files import UploadedFile
 from pydantic import Field
 
 from eoms.accounts.selectors import get_active_user
-from eoms.core.api import ProblemSchema
+from eoms.core.api import ProblemSchema, Ref, UserRef
 from eoms.core.errors import ValidationFailed
 from eoms.masterdata.selectors import access_project
 
@@ -25,17 +25,6 @@ from .state import TRANSITIONS, OrderState
 router = Router(tags=["orders"])
 
 ERRORS = {400: ProblemSchema, 403: ProblemSchema, 404: ProblemSchema, 409: ProblemSchema, 422: ProblemSchema}
-
-
-class Ref(Schema):
-    id: uuid.UUID
-    name: str
-
-
-class UserRef(Schema):
-    id: uuid.UUID
-    username: str
-    display_name: str
 
 
 class OrderOut(Schema):
@@ -76,7 +65,7 @@ class HistoryOut(Schema):
     attachment_ids: list[uuid.UUID]
 
 
-class AttachmentOut(Schema):
+class OrderAttachmentOut(Schema):
     id: uuid.UUID
     kind: AttachmentKind
     original_name: str
@@ -88,7 +77,7 @@ class AttachmentOut(Schema):
     transition: str | None
 
 
-class ActionOut(Schema):
+class OrderActionOut(Schema):
     name: str
     label: str
     to_state: OrderState
@@ -99,8 +88,8 @@ class OrderDetailOut(OrderOut):
     description: str
     cancel_reason: str
     history: list[HistoryOut]
-    attachments: list[AttachmentOut]
-    actions: list[ActionOut]
+    attachments: list[OrderAttachmentOut]
+    actions: list[OrderActionOut]
     editable_fields: list[str]
 
 
@@ -418,7 +407,7 @@ def order_tree(request: HttpRequest, order_id: uuid.UUID):
 
 
 @router.get(
-    "/{order_id}/attachments", response={200: list[AttachmentOut], 404: ProblemSchema}, summary="Files on an order"
+    "/{order_id}/attachments", response={200: list[OrderAttachmentOut], 404: ProblemSchema}, summary="Files on an order"
 )
 def list_attachments(request: HttpRequest, order_id: uuid.UUID):
     order = selectors.access_order(request.auth, order_id)
@@ -428,7 +417,7 @@ def list_attachments(request: HttpRequest, order_id: uuid.UUID):
 
 @router.post(
     "/{order_id}/attachments",
-    response={201: AttachmentOut, **ERRORS},
+    response={201: OrderAttachmentOut, **ERRORS},
     summary="Upload a file (type recognised by content; size limited)",
 )
 def upload_attachment(

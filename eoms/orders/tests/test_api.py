@@ -434,7 +434,7 @@ def test_transition_errors(world, pm):
     assert_problem(pm.post(f"{url}/teleport"), 404, "not_found")
     assert_problem(pm.post(f"{url}/submit/now"), 404, "not_found")
     assert_problem(pm.get(f"{url}/submit"), 405, "method_not_allowed")
-    assert_problem(pm.client.post(f"{url}/submit", "{not json", "application/json", **pm.meta), 400, "http_400")
+    assert_problem(pm.client.post(f"{url}/submit", "{not json", "application/json", **pm.meta), 400, "invalid_body")
     assert_problem(pm.post(f"{BASE}/{approved.id}/sign"), 409, "order.signed_contract_required")
     assert counts() == before
 
@@ -599,7 +599,7 @@ def test_create_refuses_missing_fields_and_broken_bodies(world, pm):
     before = counts()
     assert_problem(pm.post(BASE, {}), 422, "validation_failed", ["project_id", "title", "contract_amount"])
     assert_problem(pm.post(BASE, [1, 2]), 422, "validation_failed")
-    assert_problem(pm.client.post(BASE, "{", "application/json", **pm.meta), 400, "http_400")
+    assert_problem(pm.client.post(BASE, "{", "application/json", **pm.meta), 400, "invalid_body")
     assert_problem(pm.client.delete(BASE, **pm.meta), 405, "method_not_allowed")
     assert_problem(pm.post("/api/v1/nothing-here"), 404, "not_found")
     assert counts() == before
@@ -662,7 +662,7 @@ def test_session_writes_need_the_csrf_token(world):
     client.force_login(world.pm)
     body = json.dumps({"project_id": str(world.project.id), "title": "管网", "contract_amount": "1.00"})
     before = counts()
-    assert_problem(client.post(BASE, body, "application/json"), 403, "http_403")
+    assert_problem(client.post(BASE, body, "application/json"), 403, "csrf_failed")
     assert counts() == before
     assert client.get(BASE).status_code == 200
     secret = "csrfsecretcsrfsecretcsrfsecret12"
