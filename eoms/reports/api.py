@@ -3,6 +3,7 @@ stage cycle times, over the orders in the caller's scope (a project manager's co
 administrators, auditors and finance see all). Read from the maintained order summary; `source=live`
 counts the same figures from the orders and their history (slower: for checking, and the benchmark)."""
 
+import uuid
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal
@@ -25,7 +26,7 @@ CENT = Decimal("0.01")
 class FiguresIn(Schema):
     month_from: date | None = Field(None, description="First month (any day of it) of the orders' creation")
     month_to: date | None = Field(None, description="Last month (any day of it), inclusive")
-    project: str | None = Field(None, pattern=r"^[0-9a-fA-F-]{32,36}$")
+    project: uuid.UUID | None = Field(None, description="Only this project's orders")
     region: str | None = Field(None, max_length=20)
     kind: str | None = Field(None, max_length=20)
     source: Literal["summary", "live"] = Field(
@@ -34,7 +35,11 @@ class FiguresIn(Schema):
 
     def filters(self) -> selectors.SummaryFilters:
         return selectors.SummaryFilters(
-            month_from=self.month_from, month_to=self.month_to, project=self.project, region=self.region, kind=self.kind
+            month_from=self.month_from,
+            month_to=self.month_to,
+            project=str(self.project) if self.project else None,
+            region=self.region,
+            kind=self.kind,
         )
 
 

@@ -79,7 +79,10 @@ def test_outbox_status_counts_backlog_age_and_failures(world):
 
 def test_outbox_status_of_an_empty_outbox(db):
     out, _ = _call("outbox", "status")
-    assert out == "backlog: 0 unsent message(s)\noldest unsent: -\nfailing: 0 message(s) with failed attempts\n"
+    assert out == (
+        "backlog: 0 unsent message(s)\noldest unsent: -\nfailing: 0 message(s) with failed attempts\n"
+        "Notification deliveries that failed: 0 (/notifications/deliveries/)\n"
+    )
 
 
 def test_relay_once_delivers_everything_due(world):
