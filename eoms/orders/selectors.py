@@ -1,13 +1,15 @@
 """Every read of orders starts from the actor's scope: what they may not see does not exist."""
 
 import uuid
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from decimal import Decimal
 
 from django.core import signing
 from django.core.exceptions import ValidationError
-from django.db.models import Count, F, Q, QuerySet, Sum
+from django.db import connection
+from django.db.models import F, IntegerField, Q, QuerySet, Sum, Value
 from django.db.models.functions import TruncMonth
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -266,10 +268,16 @@ def order_tree(actor, order: Order) -> dict:
 
 
 def state_counts(*, actor) -> dict[str, dict]:
-    rows = _scoped(actor).values("state").annotate(n=Count("id"), amount=Sum("contract_amount"))
+    """Orders and their amounts by state, of the orders the actor sees (the home page): read from the
+    maintained order summary (the same figures as counting the orders, without reading them)."""
+    qs = OrderSummary.objects.filter(orders__gt=0)
+    scope = project_ids_in_scope(actor)
+    if scope is not None:
+        qs = qs.filter(project_id__in=scope)
+    rows = qs.values("state").annotate(n=Sum("orders"), amount=Sum("amount")).order_by()
     counts = {s: {"count": 0, "amount": Decimal("0.00")} for s in OrderState.values}
     for row in rows:
-        counts[row["state"]] = {"count": row["n"], "amount": row["amount"] or Decimal("0.00")}
+        counts[row["state"]] = {"count": row["n"], "amount": _cents(row["amount"])}
     return counts
 
 
@@ -307,11 +315,15 @@ def _month_start(d: date) -> date:
     return d.replace(day=1)
 
 
-def order_figures(*, actor, by: tuple[str, ...], filters: SummaryFilters | None = None, live: bool = False) -> list:
-    """Orders in the actor's scope counted by `by` (some of DIMENSIONS): dicts with those keys plus
-    `orders` and `amount`, ordered by the keys. From the maintained summary (one row per bucket), or
-    with `live` counted from the orders themselves (the same figures, a scan of the orders)."""
+def order_figures(
+    *, actor, groupings: list[tuple[str, ...]], filters: SummaryFilters | None = None, live: bool = False
+) -> list[list[dict]]:
+    """Orders in the actor's scope counted by each grouping (a tuple of DIMENSIONS): for each, dicts
+    with those keys plus `orders` and `amount`, ordered by the keys. One query, grouped by every
+    dimension asked for, rolled up here: from the maintained summary, or with `live` from a scan of
+    the orders themselves (the same figures)."""
     f = filters or SummaryFilters()
+    dims = tuple(d for d in DIMENSIONS if any(d in g for g in groupings))
     if live:
         qs = Order.objects.order_by()
         scope = figures_scope(actor)
@@ -323,26 +335,55 @@ def order_figures(*, actor, by: tuple[str, ...], filters: SummaryFilters | None 
             qs = qs.filter(created_at__lt=_month_moment(_next_month(f.month_to)))
         qs = _equal(qs, project_id=f.project, region=f.region, kind=f.kind)
         fields = {"month": "created_month", "project": "project_id"}
-        qs = qs.annotate(created_month=TruncMonth("created_at", tzinfo=_zone())) if "month" in by else qs
-        rows = qs.values(*(fields.get(d, d) for d in by)).annotate(n=Count("id"), total=Sum("contract_amount"))
-        out = []
-        for row in rows:
-            item = {d: row[fields.get(d, d)] for d in by}
-            if "month" in item:
-                item["month"] = timezone.localtime(item["month"], _zone()).date()
-            out.append({**item, "orders": row["n"], "amount": _cents(row["total"])})
-        return sorted(out, key=lambda r: tuple(str(r[d]) for d in by))
-    qs = _summary(actor, f)
-    fields = {"project": "project_id"}
-    rows = (
-        qs.filter(orders__gt=0)
-        .values(*(fields.get(d, d) for d in by))
-        .annotate(n=Sum("orders"), total=Sum("amount"))
-        .order_by(*(fields.get(d, d) for d in by))
-    )
+        qs = qs.annotate(created_month=TruncMonth("created_at", tzinfo=_zone())) if "month" in dims else qs
+        qs = qs.annotate(_one=Value(1, output_field=IntegerField()))
+        counted, amounts = "_one", "contract_amount"
+    else:
+        qs = _summary(actor, f).filter(orders__gt=0)
+        fields = {"project": "project_id"}
+        counted, amounts = "orders", "amount"
+    columns = [fields.get(d, d) for d in dims]
+    sums: list[dict] = [defaultdict(lambda: [0, Decimal(0)]) for _ in groupings]
+    if connection.vendor == "postgresql":
+        rows = _grouping_sets(qs.order_by().values_list(*columns, counted, amounts), dims, groupings)
+    else:
+        grouped = qs.values(*columns).annotate(n=Sum(counted), total=Sum(amounts)).order_by()
+        rows = ((i, tuple(r[c] for c in columns), r["n"], r["total"]) for r in grouped for i in range(len(groupings)))
+    for i, values, n, total in rows:
+        values = dict(zip(dims, values, strict=True))
+        month = values.get("month")
+        if isinstance(month, datetime):  # live: the month's start, local (naive from a raw PostgreSQL read)
+            values["month"] = (timezone.localtime(month, _zone()) if timezone.is_aware(month) else month).date()
+        bucket = sums[i][tuple(values[d] for d in groupings[i])]
+        bucket[0] += int(n)
+        bucket[1] += Decimal(total or 0)
     return [
-        {**{d: row[fields.get(d, d)] for d in by}, "orders": row["n"], "amount": _cents(row["total"])} for row in rows
+        [
+            {**dict(zip(grouping, key, strict=True)), "orders": n, "amount": _cents(total)}
+            for key, (n, total) in sorted(into.items(), key=lambda item: tuple(str(k) for k in item[0]))
+        ]
+        for grouping, into in zip(groupings, sums, strict=True)
     ]
+
+
+def _grouping_sets(qs, dims, groupings):
+    """PostgreSQL sums each grouping at once (GROUP BY GROUPING SETS) over the rows of `qs` (the
+    dimension columns, then the count and the amount columns): (grouping index, dimension values,
+    count, amount) per group, instead of every bucket rolled up here."""
+    inner, params = qs.query.sql_with_params()
+    names = [f"c{i}" for i in range(len(dims))]
+    sets = ", ".join("(" + ", ".join(names[dims.index(d)] for d in g) + ")" for g in groupings)
+    masks = {}
+    for i, g in enumerate(groupings):
+        masks[sum(1 << (len(dims) - 1 - j) for j, d in enumerate(dims) if d not in g)] = i
+    sql = (
+        f"SELECT {', '.join(names)}, sum(n), sum(amount), GROUPING({', '.join(names)}) "  # noqa: S608
+        f"FROM ({inner}) AS s ({', '.join(names)}, n, amount) GROUP BY GROUPING SETS ({sets})"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        for row in cursor.fetchall():
+            yield masks[row[-1]], row[: len(dims)], row[-3], row[-2]
 
 
 def stage_times(*, actor, filters: SummaryFilters | None = None, live: bool = False) -> dict[str, dict]:

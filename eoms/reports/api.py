@@ -12,7 +12,7 @@ from django.http import HttpRequest
 from ninja import Query, Router, Schema
 from pydantic import Field
 
-from eoms.core.api import ProblemSchema
+from eoms.core.api import ProblemSchema, render
 from eoms.core.ratelimit import EXPENSIVE
 from eoms.orders import selectors
 from eoms.orders.state import OrderState
@@ -98,19 +98,24 @@ def _hours(us: int) -> Decimal:
     throttle=EXPENSIVE,
 )
 def dashboard(request: HttpRequest, params: Query[FiguresIn]):
-    f, live, actor = params.filters(), params.source == "live", request.auth
-    by_state = selectors.order_figures(actor=actor, by=("state",), filters=f, live=live)
-    return {
+    by_state, by_month, by_region, by_kind = selectors.order_figures(
+        actor=request.auth,
+        groupings=[("state",), ("month", "state"), ("region", "state"), ("kind", "state")],
+        filters=params.filters(),
+        live=params.source == "live",
+    )
+    body = {
         "source": params.source,
         "totals": {
             "orders": sum(r["orders"] for r in by_state),
             "amount": sum((r["amount"] for r in by_state), Decimal("0.00")),
         },
         "by_state": by_state,
-        "by_month": selectors.order_figures(actor=actor, by=("month", "state"), filters=f, live=live),
-        "by_region": selectors.order_figures(actor=actor, by=("region", "state"), filters=f, live=live),
-        "by_kind": selectors.order_figures(actor=actor, by=("kind", "state"), filters=f, live=live),
+        "by_month": by_month,
+        "by_region": by_region,
+        "by_kind": by_kind,
     }
+    return render(request, body)
 
 
 @router.get(

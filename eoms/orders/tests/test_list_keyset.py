@@ -204,3 +204,25 @@ def test_a_keyset_page_starts_in_the_index_at_the_cursor(world, ten_thousand):
     plan = _plan(selectors.after_cursor(qs, "-created", cursor)[:51])
     assert not FULL_SORT.search(plan) and "Seq Scan on orders_order" not in plan, plan
     assert re.search(r"Index Cond: \(.*created_at <= ", plan), plan
+
+
+def test_list_rows_are_rendered_as_the_schema_would(world, many):
+    """The list renders its rows without validating them against OrderPage again: the result must be
+    what the validated schema gives for the same orders (as the detail renders them)."""
+    import json
+
+    from ninja.responses import NinjaJSONEncoder
+
+    from eoms.orders.api import OrderOut, order_out
+
+    world.update(Order.objects.order_by("created_at").first(), estimated_cost=Decimal("300.00"))
+    with time_machine.travel(T0 + timedelta(days=30), tick=False):  # some overdue
+        rows = Api(world.pm).get(BASE, {"page_size": 200}).json()["results"]
+        expected = [
+            json.loads(json.dumps(OrderOut.model_validate(order_out(o)).model_dump(), cls=NinjaJSONEncoder))
+            for o in Order.objects.filter(project=world.project).order_by("-created_at", "-id")
+        ]
+    assert rows == expected
+    assert {r["overdue"] for r in rows} == {True, False}
+    assert any(r["margin"] is not None for r in rows)
+    assert {r["stage_owner"] is None for r in rows} == {True, False}

@@ -162,7 +162,7 @@ def test_stage_cycle_times(client, world, small, source):
 
 def test_bad_parameters_answer_422(client, world):
     token = issue_api_token(actor=world.pm, name="reports")[1]
-    for params in ({"source": "cache"}, {"month_from": "2026-13-01"}, {"project": "x"}):
+    for params in ({"source": "cache"}, {"month_from": "2026-13-01"}, {"project": "x"}, {"project": "-" * 36}):
         response = client.get(f"{BASE}/dashboard", params, HTTP_AUTHORIZATION=f"Bearer {token}")
         assert response.status_code == 422, params
         assert response["Content-Type"] == "application/problem+json"
