@@ -13,6 +13,7 @@ run over psycopg connections, one per client). See bench/README.md, "reports".""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -319,6 +320,33 @@ def _date(value):
     return date.fromisoformat(value) if value else None
 
 
+class InProcess:
+    """c.Http's interface over django.test.Client in this process (--in-process: no `eoms serve`)."""
+
+    def __init__(self, headers: dict):
+        from django.test import Client
+
+        self.client = Client(HTTP_AUTHORIZATION=headers["Authorization"])
+        self.reconnects = 0
+
+    def request(self, method: str, path: str, body=None, headers=None):
+        response = self.client.get(path)
+        return response.status_code, response.content, dict(response.items())
+
+    def close(self):
+        pass
+
+
+class NoServer:
+    port = None
+
+    def worker_memory(self):
+        return {}
+
+    def worker_pids(self):
+        return []
+
+
 def walk_api(http, scenario: dict) -> tuple[int, list[str], int]:
     """One request of the scenario through the API: for a list, `pages` keyset pages from an empty
     cursor on (answers the cursors met); the number of results read."""
@@ -354,7 +382,8 @@ def measure(kind: str, scenario: dict, clients: int, requests: int, *, port=None
     lock = threading.Lock()
 
     def api_client():
-        http = c.Http(port, {"Authorization": f"Bearer {tokens[scenario['who']]}"})
+        auth = {"Authorization": f"Bearer {tokens[scenario['who']]}"}
+        http = InProcess(auth) if port is None else c.Http(port, auth)
         own = []
         try:
             barrier.wait()
@@ -463,16 +492,22 @@ def benchmark(args) -> dict:
         connection.close()
 
         results: dict[str, dict] = {}
-        with c.Server(env, data_dir, workers=args.workers) as server:
+        with (
+            contextlib.nullcontext(NoServer())
+            if args.in_process
+            else c.Server(env, data_dir, workers=args.workers) as server
+        ):
             todo = [s for s in scenarios(company, args.quick) if not args.only or s["name"] in args.only]
             # Warm-up, and the cursors each list walks (the raw SQL runs the same pages).
             raw = {}
             for s in todo:
-                http = c.Http(server.port, {"Authorization": f"Bearer {tokens[s['who']]}"})
+                auth = {"Authorization": f"Bearer {tokens[s['who']]}"}
+                http = InProcess(auth) if args.in_process else c.Http(server.port, auth)
                 _, cursors, _ = walk_api(http, s)
                 http.close()
                 raw[s["name"]] = raw_statements(s, actors[s["who"]], cursors)
-            connection.close()
+            if not args.in_process:
+                connection.close()
             for run in range(args.runs):
                 for s in todo:
                     for clients in [1] if s.get("heavy") else args.clients:
@@ -515,7 +550,11 @@ def benchmark(args) -> dict:
             "heavy_requests": args.heavy_requests,
             "list_pages_per_request": 5,
             "page_size": 50,
-            "server": {"command": "eoms serve", "workers": workers, "mode": "production"},
+            "server": {
+                "command": "in-process django.test.Client" if args.in_process else "eoms serve",
+                "workers": workers,
+                "mode": "production",
+            },
             "database": database,
             "migrate_s": migrate_s,
         },
@@ -664,6 +703,11 @@ def parse_args(argv=None):
     parser.add_argument("--profile", type=int, default=0, help="also profile N list pages in-process (pyinstrument)")
     parser.add_argument("--profile-path", default="/api/v1/orders", help="what --profile requests")
     parser.add_argument("--profile-as", default="admin", choices=("admin", "pm"), help="who --profile requests as")
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="call the API through django.test.Client in this process instead of `eoms serve` (no HTTP server)",
+    )
     parser.add_argument("--only", default="", help="comma-separated scenario names (default: all)")
     parser.add_argument("--show-sql", action="store_true", help="put the raw statements in the JSON")
     parser.add_argument("--out", help="also write the JSON here")
