@@ -10,8 +10,16 @@ from django.utils.translation import gettext_lazy as _
 
 from eoms.core.admin import ReadOnlyAdmin
 
-from . import services
 from .models import ApiToken, OrgUnit, ProjectMembership, User
+
+
+def _services():
+    # Imported on use: the admin is loaded while Django starts, and the services bring
+    # eoms.core.metrics, which `eoms serve` must set up (its shared directory) before anything
+    # imports it.
+    from . import services
+
+    return services
 
 
 class EomsUserCreationForm(AdminUserCreationForm):
@@ -78,14 +86,14 @@ class UserAdmin(DjangoUserAdmin):
     # Writes go through accounts.services, which records each change in the audit chain.
     def save_model(self, request, obj, form, change):
         obj._roles_before = set(obj.groups.values_list("name", flat=True)) if change else set()
-        services.save_user_from_back_office(
+        _services().save_user_from_back_office(
             actor=request.user, user=obj, created=not change, changed_fields=list(form.changed_data)
         )
 
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)
         user = form.instance
-        services.record_roles_change(
+        _services().record_roles_change(
             actor=request.user,
             user=user,
             before=getattr(user, "_roles_before", set()),
@@ -98,7 +106,7 @@ class UserAdmin(DjangoUserAdmin):
     def reset_two_factor(self, request, queryset):
         """Removes the users' authenticator apps and recovery codes, each reset audited (services)."""
         for user in queryset:
-            services.reset_two_factor(actor=request.user, user=user)
+            _services().reset_two_factor(actor=request.user, user=user)
         self.message_user(
             request,
             _("Two-factor authentication reset for %(count)d user(s).") % {"count": len(queryset)},

@@ -2,16 +2,21 @@
 and the security headers of every page and API response (SecurityHeadersMiddleware)."""
 
 import ipaddress
+import json
+import logging
 import re
 import uuid
 
 from django.conf import settings
+from django.db import DatabaseError, transaction
 from django.utils.cache import patch_cache_control
 from django.utils.translation import gettext as _
 
+from . import audit
 from .api import PROBLEM_CONTENT_TYPE, problem
 from .context import RequestInfo, reset_request_info, set_request_info
 
+log = logging.getLogger("eoms.security")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
 
@@ -63,12 +68,42 @@ class RequestContextMiddleware:
         )
         try:
             response = self.get_response(request)
+            if response.status_code == 403:
+                _audit_denied(request, response)
         finally:
             reset_request_info(token)
         if request.path.startswith("/api/") and response.status_code in (404, 405):
             response = _api_problem(request, response)
         response["X-Request-ID"] = request_id
         return response
+
+
+def _audit_denied(request, response) -> None:
+    """Every refused authorization (a 403, from the API or a page: a role or scope that does not
+    allow the action, a change without its CSRF token) is an audit entry of its own: who, from
+    where, which method and path (never the query string, which may carry what was searched for)
+    and the problem's code. Written in a transaction of its own (the refused work was rolled
+    back); a failure to write it is logged and does not change the answer."""
+    code = ""
+    if response.get("Content-Type", "").startswith(PROBLEM_CONTENT_TYPE):
+        try:
+            code = str(json.loads(response.content).get("code", ""))[:80]
+        except (ValueError, AttributeError):
+            code = ""
+    user = getattr(request, "user", None)
+    actor = user if getattr(user, "is_authenticated", False) else None
+    try:
+        with transaction.atomic():
+            audit.record(
+                actor=actor,
+                action="security.access_denied",
+                object_type="http.request",
+                object_id=request.request_id,
+                object_repr=f"{request.method} {request.path}"[:200],
+                changes={"method": request.method, "path": request.path[:500], "code": code},
+            )
+    except DatabaseError:
+        log.exception("could not audit a denied request")
 
 
 def _api_problem(request, response):

@@ -187,10 +187,15 @@ def revoke_authorization(*, actor, policy_id) -> tuple[int, int]:
     return deleted, refreshed
 
 
-def clear_expired_tokens() -> None:
+def clear_expired_tokens() -> dict[str, int]:
     """The periodic job "oauth.clear_expired": DOT's own sweep of expired access tokens and grants, and of
     refresh tokens revoked or dead for longer than EOMS_OAUTH_REFRESH_TOKEN_SECONDS. Housekeeping of
-    rows that no longer authenticate anything: not audited (their issue and revocation were). Idempotent."""
-    from oauth2_provider.models import clear_expired
+    rows that no longer authenticate anything: not audited (their issue and revocation were). Idempotent.
+    How many rows of each kind went (counted around the sweep: rows made meanwhile are not counted)."""
+    from oauth2_provider.models import clear_expired, get_access_token_model, get_grant_model, get_refresh_token_model
 
+    kinds = {"access_tokens": get_access_token_model(), "refresh_tokens": get_refresh_token_model()}
+    kinds["grants"] = get_grant_model()
+    before = {name: model.objects.count() for name, model in kinds.items()}
     clear_expired()
+    return {name: max(0, before[name] - model.objects.count()) for name, model in kinds.items()}

@@ -50,6 +50,7 @@ def test_tick_runs_the_timers_once(world, late_order):
     others = (
         "notifications.stage_deadlines: {'near': 0, 'overdue': 0}\n"
         "webhooks.deliveries: {'delivered': 0, 'retry': 0, 'failed': 0, 'skipped': 0}\n"
+        "oauth.clear_expired: {'access_tokens': 0, 'refresh_tokens': 0, 'grants': 0}\n"
     )
     # Core's job, the audit chain's checkpoint, runs first on each tick (eoms/core/tests/test_audit_checkpoints.py).
     lines = out.getvalue().splitlines(keepends=True)

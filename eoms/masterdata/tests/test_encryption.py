@@ -18,6 +18,7 @@ from eoms.core.models import AuditEntry, OutboxMessage
 from eoms.masterdata import sensitive, services
 from eoms.masterdata.models import Customer, CustomerContact, Supplier
 from eoms.testing.factories import valid_uscc
+from eoms.testing.matrix import DENIED_ACTION
 
 pytestmark = pytest.mark.django_db
 
@@ -217,7 +218,7 @@ def test_reveal_permission_matrix(world, identity, status):
     customer, supplier = _customer(world), _supplier(world)
     contact = customer.contacts.get(name="顾志远")
     client = _api(None if identity == "anonymous" else world.by_role[identity])
-    before = AuditEntry.objects.count()
+    before = AuditEntry.objects.count()  # the last seq (the chain is gapless)
     requests = [
         (f"{BASE}/customers/{customer.id}/reveal", {"field": "id_card_number"}, ID_CARD),
         (f"{BASE}/customers/{customer.id}/reveal", {"field": "phone", "contact_id": str(contact.id)}, PHONE),
@@ -232,9 +233,13 @@ def test_reveal_permission_matrix(world, identity, status):
             assert response["Cache-Control"] == "no-store"
         else:
             assert clear not in response.content.decode()
-    entries = list(AuditEntry.objects.filter(seq__gt=before).order_by("seq"))
+    entries = list(AuditEntry.objects.filter(seq__gt=before).exclude(action=DENIED_ACTION).order_by("seq"))
     if status != 200:
         assert entries == []
+        # Each refusal is audited (core.middleware), without the values asked for.
+        refusals = AuditEntry.objects.filter(seq__gt=before, action=DENIED_ACTION)
+        assert refusals.count() == (len(requests) if status == 403 else 0)
+        assert not any(clear in str(e.changes) for e in refusals for _p, _b, clear in requests)
         return
     actor = world.by_role[identity]
     assert [(e.action, e.object_type, e.object_id, e.actor_id, e.changes) for e in entries] == [
