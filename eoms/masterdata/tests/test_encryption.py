@@ -399,3 +399,23 @@ def test_supplier_pages_mask_and_reveal(world, client):
     )
     assert BANK in response.content.decode()
     assert client.post(reverse("masterdata:supplier_reveal", args=[supplier.id]), {"field": "name"}).status_code == 400
+
+
+@pytest.mark.asvs("14.2.6")
+def test_an_edit_form_shows_clear_values_only_as_an_audited_reveal(world, client):
+    customer, supplier = _customer(world), _supplier(world)
+    contacts = sum(1 for c in customer.contacts.all() if c.phone_enc)
+    client.force_login(world.admin)
+    before = AuditEntry.objects.count()
+    form = client.get(reverse("masterdata:customer_edit", args=[customer.id]))
+    assert form.status_code == 200 and form["Cache-Control"] == "no-store"
+    assert ID_CARD in form.content.decode() and PHONE in form.content.decode()
+    shown = AuditEntry.objects.filter(seq__gt=before, action="masterdata.sensitive_revealed").order_by("seq")
+    assert [e.changes["field"] for e in shown] == ["id_card_number"] + ["phone"] * contacts
+    assert all(ID_CARD not in str(e.changes) and PHONE not in str(e.changes) for e in shown)
+
+    before = AuditEntry.objects.count()
+    page = client.get(reverse("masterdata:supplier_edit", args=[supplier.id])).content.decode()
+    assert BANK in page and SUPPLIER_PHONE in page
+    shown = AuditEntry.objects.filter(seq__gt=before, action="masterdata.sensitive_revealed").order_by("seq")
+    assert sorted(e.changes["field"] for e in shown) == ["bank_account", "contact_phone"]

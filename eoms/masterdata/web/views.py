@@ -19,7 +19,7 @@ from eoms.core.errors import DomainError, NotFound, PermissionDenied, Validation
 
 from .. import imports, policies, selectors, sensitive, services
 from ..errors import StaleMasterData
-from ..models import Region, SupplierKind
+from ..models import Customer, Region, SupplierKind
 from .forms import (
     ContactFormSet,
     CustomerForm,
@@ -395,11 +395,28 @@ def customer_create(request):
     )
 
 
+def _reveal_for_editing(actor, obj) -> None:
+    """An edit form shows the encrypted values in clear (to edit them): showing them is a reveal,
+    audited like the reveal button's (one entry per value shown, none for empty ones)."""
+    if isinstance(obj, Customer):
+        if obj.id_card_number_enc:
+            services.reveal_customer_value(actor=actor, customer_id=obj.id, field="id_card_number")
+        for contact in obj.contacts.all():
+            if contact.phone_enc:
+                services.reveal_customer_value(actor=actor, customer_id=obj.id, field="phone", contact_id=contact.id)
+        return
+    for field in services.SUPPLIER_SENSITIVE:
+        if getattr(obj, f"{field}_enc"):
+            services.reveal_supplier_value(actor=actor, supplier_id=obj.id, field=field)
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def customer_edit(request, customer_id):
     customer = _fetch(selectors.access_customer, request.user, customer_id)
     _deny_unless(policies.can_edit_customer(request.user))
+    if request.method == "GET":
+        _reveal_for_editing(request.user, customer)
     form = CustomerForm(request.POST or None, instance=customer)
     initial = [
         {"name": c.name, "title": c.title, "phone": sensitive.clear(c, "phone"), "email": c.email}
@@ -554,6 +571,8 @@ def supplier_create(request):
 def supplier_edit(request, supplier_id):
     supplier = _fetch(selectors.access_supplier, request.user, supplier_id)
     _deny_unless(policies.can_edit_supplier(request.user))
+    if request.method == "GET":
+        _reveal_for_editing(request.user, supplier)
     form = SupplierForm(request.POST or None, instance=supplier)
     return _form_page(
         request,
