@@ -419,3 +419,70 @@ def test_an_edit_form_shows_clear_values_only_as_an_audited_reveal(world, client
     assert BANK in page and SUPPLIER_PHONE in page
     shown = AuditEntry.objects.filter(seq__gt=before, action="masterdata.sensitive_revealed").order_by("seq")
     assert sorted(e.changes["field"] for e in shown) == ["bank_account", "contact_phone"]
+
+
+@pytest.mark.asvs("14.2.4", "16.2.5")
+def test_canaries_appear_nowhere_but_in_an_authorised_reveal(world, caplog, settings):
+    """Clear values sent through the API (creating, changing, refused) are found nowhere afterwards:
+    not in a dump of the whole database, the logs (every logger at DEBUG), the audit, the outbox,
+    the cache (Redis when REDIS_URL is set) or the error bodies; only in the reveal answer of a
+    reader allowed to reveal."""
+    caplog.set_level("DEBUG")
+    admin = _api(world.admin)
+    body = {
+        "name": "金丝雀个人客户",
+        "uscc": valid_uscc(7999),
+        "region": "east",
+        "id_card_number": ID_CARD,
+        "contacts": [{"name": "顾志远", "phone": PHONE}],
+    }
+    created = _post(admin, f"{BASE}/customers", body)
+    assert created.status_code == 201
+    customer_id = created.json()["id"]
+    answers = [created.content.decode()]
+    # Refused: a second customer with the same values but an invalid credit code; a bank account of
+    # a supplier that is not a bank account; a reveal by someone who may not.
+    answers.append(_post(admin, f"{BASE}/customers", {**body, "uscc": "not-a-code"}).content.decode())
+    bad_bank = {
+        "name": "金丝雀劳务",
+        "uscc": valid_uscc(8999),
+        "kind": "subcontractor",
+        "region": "east",
+        "contact_phone": SUPPLIER_PHONE,
+        "bank_account": BANK + "X",
+    }
+    answers.append(_post(admin, f"{BASE}/suppliers", bad_bank).content.decode())
+    answers.append(
+        _post(_api(world.pm), f"{BASE}/customers/{customer_id}/reveal", {"field": "id_card_number"}).content.decode()
+    )
+    answers.append(admin.get(f"{BASE}/customers/{customer_id}").content.decode())
+    answers.append(admin.get(f"{BASE}/customers?q={ID_CARD}").content.decode())
+    reveal = _post(_api(world.finance), f"{BASE}/customers/{customer_id}/reveal", {"field": "id_card_number"})
+    assert reveal.json()["value"] == ID_CARD  # the one place a clear value may be
+
+    dump = io.StringIO()
+    call_command("dumpdata", stdout=dump)
+    places = {
+        "database": dump.getvalue(),
+        "tables": _dump(),
+        "logs": caplog.text,
+        "answers": "\n".join(answers),
+        "audit": json.dumps(list(AuditEntry.objects.values_list("changes", flat=True)), ensure_ascii=False),
+        "outbox": json.dumps(list(OutboxMessage.objects.values_list("payload", flat=True)), ensure_ascii=False),
+    }
+    if settings.REDIS_URL:
+        import redis
+
+        server = redis.Redis.from_url(settings.REDIS_URL)
+        cached = []
+        for key in server.scan_iter(count=1000):
+            kind = server.type(key)
+            if kind == b"string":
+                cached.append(str(server.get(key)))
+            elif kind == b"hash":
+                cached.append(str(server.hgetall(key)))
+        places["redis"] = "\n".join(cached)
+    for where, text in places.items():
+        for canary in (ID_CARD, PHONE, SUPPLIER_PHONE, BANK, "13816620101"):
+            assert canary not in text, f"{canary} found in the {where}"
+    assert "1101**********002X" in places["answers"]  # the masked form is what is shown
