@@ -1,5 +1,7 @@
 from django.apps import AppConfig
+from django.contrib.auth.signals import user_logged_in, user_logged_out
 from django.core import checks
+from django.db import transaction
 from django.db.models.signals import post_migrate
 from django.utils.translation import gettext_lazy as _
 
@@ -13,6 +15,10 @@ class AccountsConfig(AppConfig):
         from .setup import ensure_roles
 
         post_migrate.connect(ensure_roles, sender=self, dispatch_uid="eoms.accounts.ensure_roles")
+        # Every sign-in, whichever door (the sign-in page, the second factor's page, the back
+        # office's login form), is an audit entry: Django's own signal is the one place all pass.
+        user_logged_in.connect(audit_sign_in, dispatch_uid="eoms.accounts.audit_sign_in")
+        user_logged_out.connect(audit_sign_out, dispatch_uid="eoms.accounts.audit_sign_out")
         checks.register(check_two_factor_roles)
 
 
@@ -33,3 +39,18 @@ def check_two_factor_roles(app_configs=None, **kwargs):
             id="eoms.E2FA",
         )
     ]
+
+
+def audit_sign_in(sender, request, user, **kwargs):
+    from .services import record_signed_in
+
+    with transaction.atomic():
+        record_signed_in(user=user, second_factor=bool(getattr(request, "eoms_second_factor", False)))
+
+
+def audit_sign_out(sender, request, user, **kwargs):
+    from .services import record_signed_out
+
+    if user is not None:
+        with transaction.atomic():
+            record_signed_out(user=user)

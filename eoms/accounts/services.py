@@ -41,6 +41,8 @@ __all__ = [
     "DelegationInvalid",
     "DelegationNotFound",
     "record_sign_in_failure",
+    "record_signed_in",
+    "record_signed_out",
     "record_throttled_failure",
     "check_second_factor",
     "start_totp_enrolment",
@@ -412,6 +414,29 @@ SIGN_IN_FAILURE_REASONS = ("password", "locked", "blocked")
 
 
 @transaction.atomic
+def record_signed_in(*, user, second_factor: bool) -> None:
+    """Audit a completed sign-in (after the second factor when the user has one); the address and
+    request id come with every entry."""
+    audit.record(
+        actor=user,
+        action="login.succeeded",
+        object_type="accounts.sign_in",
+        object_id=user.pk,
+        object_repr=user.username,
+        changes={"second_factor": second_factor},
+    )
+
+
+def record_signed_out(*, user) -> None:
+    audit.record(
+        actor=user,
+        action="login.signed_out",
+        object_type="accounts.sign_in",
+        object_id=user.pk,
+        object_repr=user.username,
+    )
+
+
 def record_sign_in_failure(*, username: str, reason: str, started: dict[str, int] | None = None) -> None:
     """Audit a failed sign-in (no actor: nobody is signed in) with the username attempted, never the
     password; and the lockout of the account ("locked") or block of the address ("blocked") it started,

@@ -103,6 +103,7 @@ def complete_sign_in(request, user, step: Pending, device=None) -> str:
     """The second factor is done: sign `user` in (Django's login, a new session key) and record the
     device this session was verified with. Returns where to go next."""
     next_url = safe_next(request, step.next)
+    request.eoms_second_factor = True  # for the sign-in's audit entry (accounts.apps, user_logged_in)
     login(request, user, backend=step.backend)
     clear_pending(request)
     mark_verified(request, device)

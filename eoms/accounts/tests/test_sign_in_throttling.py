@@ -284,3 +284,22 @@ def test_with_the_shared_cache_down_sign_in_is_throttled_in_this_process(setting
     other = UserFactory(username=_name())
     signed_in = _post(Client(), other.username, PASSWORD, _ip())
     assert (signed_in.status_code, signed_in["Location"]) == (302, "/")
+
+
+@pytest.mark.asvs("16.3.1")
+@pytest.mark.django_db
+def test_a_sign_in_and_a_sign_out_are_audited_with_the_address():
+    user = UserFactory(username=_name())
+    client = Client()
+    ip = _ip()
+    assert _post(client, user.username, PASSWORD, ip).status_code == 302
+    entry = AuditEntry.objects.get(action="login.succeeded")
+    assert (entry.actor_id, entry.ip, entry.object_id, entry.changes) == (
+        user.pk,
+        ip,
+        str(user.pk),
+        {"second_factor": False},
+    )
+    assert PASSWORD not in str(entry.changes)
+    client.post("/logout/", REMOTE_ADDR=ip)
+    assert AuditEntry.objects.filter(action="login.signed_out", actor=user).count() == 1

@@ -209,7 +209,9 @@ def test_after_the_password_a_user_with_an_app_is_not_signed_in_until_the_code(w
     assert client.session[SESSION_KEY] == str(world.pm.pk)
     assert client.get("/api/v1/accounts/me").json()["username"] == world.pm.username
     assert client.get("/orders/").status_code == 200
-    assert _actions_since(seq) == ["twofa.verified"]
+    assert _actions_since(seq) == ["twofa.verified", "login.succeeded"]
+    signed_in = AuditEntry.objects.get(action="login.succeeded")
+    assert (signed_in.actor_id, signed_in.changes) == (world.pm.pk, {"second_factor": True})
 
 
 def test_a_wrong_code_keeps_the_session_at_the_code_page(world):

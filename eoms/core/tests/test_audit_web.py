@@ -72,8 +72,9 @@ def test_audit_filters(world, client_for):
     assert len(_seqs(client.get(url, {"actor": world.pm.username}))) == 3
 
     today = timezone.localdate(second.created_at).isoformat()  # days are Asia/Shanghai days
-    # Today: the world's approval flow (saved, published) and the three order entries.
-    assert len(_seqs(client.get(url, {"date_from": today, "date_to": today}))) == 2 + 3
+    # Today: the world's approval flow (saved, published), the three order entries and the
+    # auditor's sign-in.
+    assert len(_seqs(client.get(url, {"date_from": today, "date_to": today}))) == 2 + 3 + 1
     assert _seqs(client.get(url, {"date_to": "2000-01-01"})) == []
 
     bad = client.get(url, {"date_from": "not a date", "date_to": "2000-01-01", "action": "nope"})
@@ -89,8 +90,9 @@ def test_audit_pagination(world, client_for):
     first = client.get(reverse("audit"))
     assert len(_seqs(first)) == 50
     assert "Page 1 of 2" in first.content.decode()
-    # 51 orders and the world's approval flow (2 entries): page 2 holds the three oldest.
-    assert _seqs(client.get(reverse("audit"), {"page": 2})) == [3, 2, 1]
+    # 51 orders, the world's approval flow (2 entries) and the auditor's sign-in: page 2 holds the
+    # three oldest.
+    assert _seqs(client.get(reverse("audit"), {"page": 2})) == [4, 3, 2, 1]
 
 
 def test_audit_escapes_html_in_entries(world, client_for):

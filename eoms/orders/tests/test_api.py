@@ -21,7 +21,7 @@ from eoms.core.models import AuditEntry, OutboxMessage
 from eoms.orders import services
 from eoms.orders.models import Attachment, Order, OrderHistory
 from eoms.orders.state import OrderState
-from eoms.testing.matrix import DENIED_ACTION
+from eoms.testing.matrix import REQUEST_EVENTS
 from eoms.testing.world import PDF, PNG
 
 S = OrderState
@@ -69,7 +69,7 @@ def counts() -> dict:
         "orders": Order.objects.count(),
         "history": OrderHistory.objects.count(),
         "attachments": Attachment.objects.count(),
-        "audit": AuditEntry.objects.exclude(action=DENIED_ACTION).count(),
+        "audit": AuditEntry.objects.exclude(action__in=REQUEST_EVENTS).count(),
         "outbox": OutboxMessage.objects.count(),
         "files": sum(1 for p in Path(settings.MEDIA_ROOT).rglob("*") if p.is_file())
         if Path(settings.MEDIA_ROOT).exists()
