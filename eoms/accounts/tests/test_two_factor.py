@@ -568,3 +568,23 @@ def test_changing_the_password_ends_the_users_other_sessions(world):
     )
     assert client.get("/api/v1/accounts/me").status_code == 200
     assert other.get("/api/v1/accounts/me").status_code == 401
+
+
+@pytest.mark.asvs("6.3.2")
+def test_a_required_user_cannot_skip_the_second_factor_with_an_older_token(world, settings):
+    """A personal token made before the user's role required two-factor authentication, or before
+    their app was set up, is refused; one made since (from a session past both factors) works."""
+    from eoms.accounts.tests.twofa_helpers import enrol
+
+    _old, old_secret = services.issue_api_token(actor=world.finance, name="before")
+    api = Client(HTTP_AUTHORIZATION=f"Bearer {old_secret}")
+    assert api.get("/api/v1/accounts/me").status_code == 200  # not required yet
+    settings.TWO_FACTOR_REQUIRED_ROLES = ["finance"]
+    assert api.get("/api/v1/accounts/me").status_code == 401  # required, no app set up
+    enrol(world.finance)
+    assert api.get("/api/v1/accounts/me").status_code == 401  # made before the app
+    _new, new_secret = services.issue_api_token(actor=world.finance, name="after")
+    assert Client(HTTP_AUTHORIZATION=f"Bearer {new_secret}").get("/api/v1/accounts/me").status_code == 200
+    # Users of other roles keep theirs.
+    _pm, pm_secret = services.issue_api_token(actor=world.pm, name="pm")
+    assert Client(HTTP_AUTHORIZATION=f"Bearer {pm_secret}").get("/api/v1/accounts/me").status_code == 200
