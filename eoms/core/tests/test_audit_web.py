@@ -102,7 +102,7 @@ def test_audit_escapes_html_in_entries(world, client_for):
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
 
 
-def test_verify_chain_shows_intact_then_the_first_bad_entry(world, client_for):
+def test_verify_chain_shows_intact_then_the_first_bad_entry(world, client_for, audit_rows_editable):
     world.order("PENDING_APPROVAL")
     client = client_for(world.auditor)
     count = AuditEntry.objects.count()

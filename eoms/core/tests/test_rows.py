@@ -177,7 +177,7 @@ def test_decimal_and_uuid_values_round_trip():
     assert (entry.actor_id, entry.changes, entry.ip, entry.object_repr) == (user.pk, {"amount": "1250000.10"}, None, "")
 
 
-def test_operators_lists_and_nested_joins():
+def test_operators_lists_and_nested_joins(audit_rows_editable):
     """in (several sizes, empty), ranges, IS NULL, ordering, and a join through a join (the actor's
     org unit), each as the ORM answers it."""
     from eoms.testing.factories import OrgUnitFactory
