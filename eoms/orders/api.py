@@ -94,6 +94,18 @@ class OrderDetailOut(OrderOut):
     editable_fields: list[str]
 
 
+class OrderMovedOut(OrderOut):
+    """What a transition answers: the order as it now is, the action just taken and what may follow.
+    The whole history and the files are the order's detail (GET /orders/{id}); a transition does not
+    read them again (bench/README.md, "transition")."""
+
+    description: str
+    cancel_reason: str
+    entry: HistoryOut = Field(description="The action just taken, as the order's history now records it")
+    actions: list[OrderActionOut]
+    editable_fields: list[str]
+
+
 class OrderPage(Schema):
     count: int | None = Field(description="Orders matching the filters; null on keyset pages (cursor given)")
     page: int | None = Field(description="The page number; null on keyset pages")
@@ -270,6 +282,36 @@ def _attachment_out(a: Attachment, transitions: dict) -> dict:
     }
 
 
+def _actions(actor, order: Order) -> dict:
+    return {
+        "actions": [
+            {"name": t.name, "label": str(t.label), "to_state": t.target, "comment_required": t.comment_required}
+            for t in policies.available_transitions(actor, order)
+        ],
+        "editable_fields": sorted(policies.editable_fields(actor, order)),
+    }
+
+
+def moved_out(actor, order: Order) -> dict:
+    """The answer of a transition, from the order the service moved (no statement of its own)."""
+    entry, files = order.last_entry
+    return {
+        **order_out(order),
+        "description": order.description,
+        "cancel_reason": order.cancel_reason,
+        "entry": {
+            "transition": entry.transition,
+            "from_state": entry.from_state,
+            "to_state": entry.to_state,
+            "actor": _user(entry.actor),
+            "at": entry.at,
+            "comment": entry.comment,
+            "attachment_ids": files,
+        },
+        **_actions(actor, order),
+    }
+
+
 def order_detail(actor, order: Order) -> dict:
     history = selectors.order_history(order)
     names = {h.id: h.transition for h in history}
@@ -295,11 +337,7 @@ def order_detail(actor, order: Order) -> dict:
             for h in history
         ],
         "attachments": [_attachment_out(a, names) for a in attachments],
-        "actions": [
-            {"name": t.name, "label": str(t.label), "to_state": t.target, "comment_required": t.comment_required}
-            for t in policies.available_transitions(actor, order)
-        ],
-        "editable_fields": sorted(policies.editable_fields(actor, order)),
+        **_actions(actor, order),
     }
 
 
@@ -404,7 +442,7 @@ def _transition_endpoint(name: str):
             attachment_ids=payload.attachment_ids,
             picked={k: str(v) for k, v in payload.picked.items()} or None,
         )
-        return order_detail(request.auth, selectors.access_order(request.auth, order.id))
+        return render(request, moved_out(request.auth, order))
 
     endpoint.__name__ = f"transition_{name}"
     return endpoint
@@ -416,9 +454,11 @@ for _t in TRANSITIONS:
     _sources = ", ".join(_t.sources)
     router.post(
         f"/{{order_id}}/{_t.name}",
-        response={200: OrderDetailOut, **ERRORS},
+        response={200: OrderMovedOut, **ERRORS},
         summary=f"{_t.name}: {_sources} → {_t.target}",
         description=(
+            "Answers the order as it now is, with the action just taken (`entry`); its whole history and "
+            "files are GET /orders/{order_id}. "
             f"Roles: {', '.join(sorted(_t.roles))}."
             + (" A comment is required." if _t.comment_required else "")
             + "".join(f" Needs {g.description} ({g.code})." for g in _t.guards)

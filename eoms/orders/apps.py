@@ -9,7 +9,10 @@ class OrdersConfig(AppConfig):
 
     def ready(self):
         from eoms.approvals.subjects import register
+        from eoms.core import periodic
 
+        from . import summary
         from .approval import OrderSubject
 
         register(OrderSubject())
+        periodic.register("orders.compact_summary", summary.compact, every=60)

@@ -221,9 +221,9 @@ class OrderSummary(models.Model):
     type × state: how many orders are in that state now and their amounts summed, and the stays in
     that state that have ended (how many, and their total length in microseconds). A read model of
     Order and OrderHistory, kept exact by orders.services in the transaction of every write that
-    changes it (create, transition, amount or type change), after the audit entry (so its rows are
-    locked under the audit chain head's lock, in one order: no deadlock); `eoms reports
-    rebuild-summary` recounts it from the orders and their history."""
+    changes it (create, transition, amount or type change); `eoms reports rebuild-summary` recounts
+    it from the orders and their history. A write adds rows rather than updating a bucket's row, so
+    a bucket is the sum of its rows (orders.summary; decision 0018), merged by compaction."""
 
     id = models.BigAutoField(primary_key=True)
     month = models.DateField()
@@ -237,10 +237,8 @@ class OrderSummary(models.Model):
     stay_us = models.BigIntegerField(default=0)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(
-                fields=["month", "project", "region", "kind", "state"], name="order_summary_bucket_uniq"
-            )
+        indexes = [
+            models.Index(fields=["month", "project", "region", "kind", "state"], name="order_summary_bucket_idx")
         ]
 
     def __str__(self):

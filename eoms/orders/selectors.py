@@ -270,7 +270,7 @@ def order_tree(actor, order: Order) -> dict:
 def state_counts(*, actor) -> dict[str, dict]:
     """Orders and their amounts by state, of the orders the actor sees (the home page): read from the
     maintained order summary (the same figures as counting the orders, without reading them)."""
-    qs = OrderSummary.objects.filter(orders__gt=0)
+    qs = OrderSummary.objects.all()  # a bucket is the sum of its rows (some negative): no per-row filter
     scope = project_ids_in_scope(actor)
     if scope is not None:
         qs = qs.filter(project_id__in=scope)
@@ -339,7 +339,7 @@ def order_figures(
         qs = qs.annotate(_one=Value(1, output_field=IntegerField()))
         counted, amounts = "_one", "contract_amount"
     else:
-        qs = _summary(actor, f).filter(orders__gt=0)
+        qs = _summary(actor, f)  # a bucket is the sum of its rows: groups summing to no order are left out below
         fields = {"project": "project_id"}
         counted, amounts = "orders", "amount"
     columns = [fields.get(d, d) for d in dims]
@@ -354,6 +354,8 @@ def order_figures(
         month = values.get("month")
         if isinstance(month, datetime):  # live: the month's start, local (naive from a raw PostgreSQL read)
             values["month"] = (timezone.localtime(month, _zone()) if timezone.is_aware(month) else month).date()
+        if not n and not total:
+            continue
         bucket = sums[i][tuple(values[d] for d in groupings[i])]
         bucket[0] += int(n)
         bucket[1] += Decimal(total or 0)
@@ -410,7 +412,7 @@ def stage_times(*, actor, filters: SummaryFilters | None = None, live: bool = Fa
             out[state]["stays"] += stays
             out[state]["stay_us"] += us
         return out
-    rows = _summary(actor, f).filter(stays__gt=0).values("state").annotate(n=Sum("stays"), us=Sum("stay_us"))
+    rows = _summary(actor, f).values("state").annotate(n=Sum("stays"), us=Sum("stay_us"))
     for row in rows:
         out[row["state"]] = {"stays": row["n"], "stay_us": row["us"]}
     return out

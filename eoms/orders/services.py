@@ -528,6 +528,7 @@ def _apply(order: Order, transition: Transition, *, actor, comment: str, added=(
     )
     if added:
         Attachment.objects.filter(pk__in=[a.pk for a in added]).update(history=history)
+    order.last_entry = (history, [a.pk for a in added])  # what the API answers (orders.api.moved_out)
     emit(
         events.OrderTransitioned(
             order_id=order.id,

@@ -7,22 +7,30 @@ A bucket is (month created, project, region, type, state). What changes it:
   (now - stage_entered_at); +1 order and its amount in the new state's bucket;
 - an amount or type change: the order's amount moves within its bucket, or the order moves buckets.
 
-`bump()` is called after the write's audit entry: the audit chain head is then locked by this
-transaction until it ends, so summary rows are only ever locked by one transaction at a time, and a
-transaction that touches two buckets takes them in sorted order anyway.
+A write does not update its buckets' rows: `bump()` INSERTs its changes as rows of their own (one
+statement for the two buckets of a transition), so two transactions writing orders of the same
+bucket never wait for each other (an UPDATE of a shared bucket row held its lock until commit, and
+every transition of one project in one month queued there: decision 0018). A bucket is therefore the
+SUM of its rows; every reader sums. `compact()` merges a bucket's rows into one, in its own
+transaction: the periodic job orders.compact_summary and, every COMPACT_AFTER rows a process has
+written, right after a commit of that process.
 """
 
 import functools
+import logging
 import zoneinfo
 from collections import defaultdict
 from datetime import date, datetime
 from decimal import Decimal
 
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
+from django.db.models import Count, Q, Sum
 
 from .models import Order, OrderHistory, OrderSummary
 
-__all__ = ["zone", "month_of", "bucket", "transition_changes", "bump", "recount", "current", "rebuild"]
+__all__ = ["zone", "month_of", "bucket", "transition_changes", "bump", "compact", "recount", "current", "rebuild"]
+
+log = logging.getLogger("eoms.orders.summary")
 
 Key = tuple[date, object, str, str, str]  # month, project id, region, kind, state
 ZERO = Decimal("0.00")
@@ -87,17 +95,23 @@ def move_changes(order_id, before: tuple[Key, Decimal], after: tuple[Key, Decima
 
 
 _FIELDS = ("month", "project", "region", "kind", "state")
-_sql: dict[str, str] = {}
+_KEY_COLUMNS = ("month", "project_id", "region", "kind", "state")
+_VALUE_COLUMNS = ("orders", "amount", "stays", "stay_us")
+_sql: dict[tuple[str, int], str] = {}
+
+COMPACT_AFTER = 500  # rows a process bumps before it compacts after a commit
+_written = 0
 
 
-def _update_sql() -> str:
-    sql = _sql.get(connection.vendor)
+def _insert_sql(rows: int) -> str:
+    sql = _sql.get((connection.vendor, rows))
     if sql is None:
         qn = connection.ops.quote_name
-        meta = OrderSummary._meta
-        adds = ", ".join(f"{qn(c)} = {qn(c)} + %s" for c in ("orders", "amount", "stays", "stay_us"))
-        where = " AND ".join(f"{qn(meta.get_field(f).column)} = %s" for f in _FIELDS)
-        sql = _sql[connection.vendor] = f"UPDATE {qn(meta.db_table)} SET {adds} WHERE {where}"  # noqa: S608
+        columns = ", ".join(qn(c) for c in (*_KEY_COLUMNS, *_VALUE_COLUMNS))
+        marks = ", ".join(["(" + ", ".join(["%s"] * 9) + ")"] * rows)
+        sql = _sql[(connection.vendor, rows)] = (
+            f"INSERT INTO {qn(OrderSummary._meta.db_table)} ({columns}) VALUES {marks}"  # noqa: S608
+        )
     return sql
 
 
@@ -107,26 +121,70 @@ def _key_params(key: Key) -> list:
 
 
 def bump(changes: dict[Key, tuple[int, Decimal, int, int]]) -> None:
-    """Add (orders, amount, stays, stay_us) to each bucket, in sorted bucket order; a bucket seen for
-    the first time is inserted (a racing insert of the same bucket is retried as an update)."""
-    sql = _update_sql()
-    for key in sorted(changes, key=lambda k: (k[0], str(k[1]), k[2], k[3], k[4])):
-        orders, amount, stays, us = changes[key]
-        if not (orders or amount or stays or us):
-            continue
-        params = [orders, connection.ops.adapt_decimalfield_value(amount, 20, 2), stays, us, *_key_params(key)]
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            if cursor.rowcount:
-                continue
-        fields = dict(zip(_FIELDS, key, strict=True))
-        fields["project_id"] = fields.pop("project")
-        try:
-            with transaction.atomic():
-                OrderSummary.objects.create(**fields, orders=orders, amount=amount, stays=stays, stay_us=us)
-        except IntegrityError:
-            with connection.cursor() as cursor:
-                cursor.execute(sql, params)
+    """Add (orders, amount, stays, stay_us) to each bucket: one INSERT of a row per bucket changed, in
+    the caller's transaction. No row is locked, so writers of the same bucket do not queue."""
+    global _written
+    params = []
+    for key, (orders, amount, stays, us) in changes.items():
+        if orders or amount or stays or us:
+            params += [*_key_params(key), orders, connection.ops.adapt_decimalfield_value(amount, 20, 2), stays, us]
+    if not params:
+        return
+    rows = len(params) // 9
+    with connection.cursor() as cursor:
+        cursor.execute(_insert_sql(rows), params)
+    _written += rows
+    if _written >= COMPACT_AFTER:
+        _written = 0
+        transaction.on_commit(_compact_quietly)
+
+
+def _compact_quietly() -> None:
+    try:
+        compact()
+    except Exception:  # the write it follows is committed; the periodic job compacts later
+        log.exception("compacting the order summary after a commit failed")
+
+
+def compact(limit: int = 500) -> int:
+    """Merge the rows of buckets that have several into one row each (a bucket summing to nothing
+    is removed): at most `limit` buckets per transaction, until none is left. Safe beside writers
+    (they only insert) and beside another compaction (the rows are locked before they are summed:
+    a second compaction waiting for them finds them gone and sums only what it still locked).
+    Answers how many buckets were merged."""
+    merged = 0
+    while True:
+        with transaction.atomic():
+            keys = list(
+                OrderSummary.objects.values_list(*_KEY_COLUMNS)
+                .annotate(n=Count("id"))
+                .filter(n__gt=1)
+                .order_by()[:limit]
+            )
+            if not keys:
+                return merged
+            wanted = Q()
+            for key in keys:
+                wanted |= Q(**dict(zip(_KEY_COLUMNS, key[:5], strict=True)))
+            rows = list(OrderSummary.objects.select_for_update().filter(wanted).order_by("id"))
+            sums: dict[tuple, list] = defaultdict(lambda: [0, ZERO, 0, 0])
+            for row in rows:
+                into = sums[tuple(getattr(row, c) for c in _KEY_COLUMNS)]
+                into[0] += row.orders
+                into[1] += row.amount
+                into[2] += row.stays
+                into[3] += row.stay_us
+            OrderSummary.objects.filter(pk__in=[row.pk for row in rows]).delete()
+            OrderSummary.objects.bulk_create(
+                [
+                    OrderSummary(**dict(zip(_KEY_COLUMNS, key, strict=True)), orders=o, amount=a, stays=st, stay_us=u)
+                    for key, (o, a, st, u) in sums.items()
+                    if o or a or st or u
+                ]
+            )
+            merged += len(sums)
+        if len(keys) < limit:
+            return merged
 
 
 def recount(*, projects=None, stays_only: bool = False) -> dict[Key, tuple[int, Decimal, int, int]]:
@@ -203,11 +261,17 @@ def _recount_postgresql(projects, stays_only: bool) -> dict[Key, tuple[int, Deci
 
 
 def current() -> dict[Key, tuple[int, Decimal, int, int]]:
-    """The summary as stored (zero buckets left out)."""
-    rows = OrderSummary.objects.values_list(
-        "month", "project_id", "region", "kind", "state", "orders", "amount", "stays", "stay_us"
+    """The summary as stored, each bucket's rows summed (zero buckets left out)."""
+    rows = (
+        OrderSummary.objects.values_list(*_KEY_COLUMNS)
+        .annotate(o=Sum("orders"), a=Sum("amount"), s=Sum("stays"), u=Sum("stay_us"))
+        .order_by()
     )
-    return {tuple(r[:5]): tuple(r[5:]) for r in rows if any(r[5:])}
+    return {
+        tuple(r[:5]): (int(r[5]), Decimal(r[6]).quantize(Decimal("0.01")), int(r[7]), int(r[8]))
+        for r in rows
+        if any(r[5:])
+    }
 
 
 @transaction.atomic

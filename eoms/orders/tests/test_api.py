@@ -391,7 +391,8 @@ def test_every_transition_endpoint(world):
     world.decide(order, "approve", comment="同意")
     contract = pm.upload(order.id, "contract.pdf", PDF, kind="signed_contract").json()
     signed = take(pm, "sign", "SIGNED", attachment_ids=[contract["id"]], version=7)
-    assert signed["history"][-1]["attachment_ids"] == [contract["id"]]
+    assert signed["entry"]["transition"] == "sign" and signed["entry"]["attachment_ids"] == [contract["id"]]
+    assert "history" not in signed  # the whole timeline is the detail's, not read again by a transition
     take(engineer, "start_execution", "IN_EXECUTION")
     take(pm, "hold", "ON_HOLD", comment="雨季停工")
     take(admin, "resume", "IN_EXECUTION")
@@ -404,12 +405,45 @@ def test_every_transition_endpoint(world):
     final = take(finance, "settle", "SETTLED")
     assert final["version"] == 17
     assert final["actions"] == [] and final["editable_fields"] == []
-    assert len(final["history"]) == 17
+    assert len(pm.get(url).json()["history"]) == 17
     cancelled = world.order(S.SIGNED)
     assert_problem(pm.post(f"{BASE}/{cancelled.id}/cancel", {"comment": "业主取消"}), 403, "order.permission_denied")
     body = Api(world.admin).post(f"{BASE}/{cancelled.id}/cancel", {"comment": "业主取消"}).json()
     assert (body["state"], body["cancel_reason"]) == ("CANCELLED", "业主取消")
     assert verify_chain() is None
+
+
+def test_a_transition_answers_the_order_as_the_schema_and_the_detail_would(world, pm):
+    """The transition's answer is rendered without validating it against OrderMovedOut again, from the
+    order the service moved: it must be what the validated schema gives, agree with a fresh detail, and
+    cost no statement after the transition's own."""
+    import json
+
+    from django.db import connection
+    from ninja.responses import NinjaJSONEncoder
+
+    from eoms.orders.api import OrderMovedOut
+
+    order = world.order(S.IN_EXECUTION)
+    url = f"{BASE}/{order.id}"
+    seen = []
+
+    def spy(execute, sql, params, many, context):
+        seen.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(spy):
+        body = pm.post(f"{url}/hold", {"comment": "雨季停工", "version": order.version}).json()
+    assert body == json.loads(json.dumps(OrderMovedOut.model_validate(body).model_dump(), cls=NinjaJSONEncoder))
+    detail = pm.get(url).json()
+    assert {k: v for k, v in body.items() if k != "entry"} == {
+        k: v for k, v in detail.items() if k not in ("history", "attachments")
+    }
+    assert body["entry"] == detail["history"][-1]
+    assert (body["state"], body["entry"]["transition"], body["entry"]["comment"]) == ("ON_HOLD", "hold", "雨季停工")
+    reads = [sql for sql in seen if sql.lstrip().upper().startswith("SELECT")]
+    assert not [sql for sql in reads if "orders_orderhistory" in sql or "orders_attachment" in sql], reads
+    assert len([sql for sql in reads if 'FROM "orders_order"' in sql]) == 1, reads  # the service's read only
 
 
 def test_transition_errors(world, pm):

@@ -85,14 +85,17 @@ def test_twenty_concurrent_creates_get_distinct_gapless_numbers(world):
 def test_the_summary_stays_exact_under_concurrent_writes(world):
     """Twenty threads at once, on orders of the same summary buckets: half hold or resume an order of
     their own (the two buckets of a transition, taken in both orders by different threads), half
-    create one (a new bucket raced for by several). No deadlock, no error; the maintained summary
-    equals a recount afterwards."""
+    create one (a new bucket raced for by several), and four more compact the summary meanwhile. No
+    deadlock, no error; the maintained summary equals a recount afterwards."""
     from eoms.orders import summary
 
     running = [world.order(OrderState.IN_EXECUTION) for _ in range(5)]
     held = [world.order(OrderState.ON_HOLD) for _ in range(5)]
 
     def write(i):
+        if i >= THREADS:
+            summary.compact(limit=2)
+            return "compacted"
         actor = get_active_user(world.pm.pk)
         if i < 5:
             return services.transition_order(actor=actor, order_id=running[i].id, name="hold", comment="停工").state
@@ -104,7 +107,10 @@ def test_the_summary_stays_exact_under_concurrent_writes(world):
             actor=actor, project=project, title=f"并发 {i}", contract_amount=Decimal("10.00") + i, kind=kind
         ).state
 
-    results = race(THREADS, write)
-    assert sorted(map(str, results)) == sorted(["ON_HOLD"] * 5 + ["IN_EXECUTION"] * 5 + ["INITIATED"] * 10)
+    results = race(THREADS + 4, write)
+    expected = ["ON_HOLD"] * 5 + ["IN_EXECUTION"] * 5 + ["INITIATED"] * 10 + ["compacted"] * 4
+    assert sorted(map(str, results)) == sorted(expected)
+    assert summary.current() == summary.recount()
+    summary.compact()
     assert summary.current() == summary.recount()
     assert verify_chain() is None

@@ -102,6 +102,7 @@ def test_rebuild_summary_command_restores_a_damaged_summary(world):
     world.order(OrderState.CANCELLED, amount="5.00")
     expected = summary.current()
     assert expected == summary.recount()
+    summary.compact()  # one row per bucket, so that each damaged row is a damaged bucket
     OrderSummary.objects.update(orders=7, amount=Decimal("1.00"))
     damaged = OrderSummary.objects.count() + 1
     OrderSummary.objects.create(
@@ -121,3 +122,21 @@ def test_rebuild_summary_command_restores_a_damaged_summary(world):
     out = StringIO()
     call_command("reports", "check-summary", stdout=out)
     assert "equals a recount" in out.getvalue()
+
+
+def test_writes_add_rows_and_compaction_merges_them(world):
+    """A write adds its changes as rows (no bucket row is updated, so writers of one bucket do not
+    wait for each other); compaction merges each bucket's rows into one and drops buckets summing to
+    nothing, leaving every figure as it was."""
+    running = world.order(OrderState.IN_EXECUTION)
+    for name in ("hold", "resume", "hold"):
+        running = services.transition_order(
+            actor=world.pm, order_id=running.id, name=name, comment="停工", expected_version=running.version
+        )
+    before = summary.current()
+    buckets = len(before)
+    assert OrderSummary.objects.count() > buckets
+    assert summary.compact() > 0
+    assert summary.current() == before == summary.recount()
+    assert OrderSummary.objects.count() == buckets
+    assert summary.compact() == 0
