@@ -256,8 +256,9 @@ def benchmark(args) -> dict:
         connection.close()
         with c.Server(env, data_dir, workers=1) as server:
             cookie = login(server.port, company.pm.username, c.Company.PASSWORD)
-            # The sign-in verifies an Argon2 hash (Django's default: 100 MiB of memory), which raises
-            # the worker's peak; the peak is reset so that it covers the mixed requests alone.
+            # The sign-in verifies an Argon2 hash (19 MiB since decision 0019; Django's default was
+            # 100 MiB), which raises the worker's peak; it is reported apart (peak_with_sign_in), and
+            # the peak is reset so that `peak_vmhwm` covers the mixed requests alone.
             start_memory = server.worker_memory()
             reset = c.reset_peak_rss(server.worker_pids()[0])
             result = run(
@@ -293,6 +294,7 @@ def benchmark(args) -> dict:
         **result,
         "targets": {
             "rss_at_most_120_mb": rss["peak_vmhwm"] <= TARGET_RSS_MB,
+            "rss_at_most_120_mb_with_sign_in": max(rss["peak_vmhwm"], rss["peak_with_sign_in"]) <= TARGET_RSS_MB,
             "growth_below_5_percent": growth is not None and growth < TARGET_GROWTH,
         },
     }

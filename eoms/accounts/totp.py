@@ -15,7 +15,6 @@ import secrets
 import time
 from urllib.parse import quote, urlencode
 
-import segno
 from django_otp.oath import hotp
 
 __all__ = [
@@ -102,6 +101,8 @@ def provisioning_uri(secret: bytes, *, account: str, issuer: str) -> str:
 def qr_svg(uri: str) -> str:
     """The QR code as an <svg> element: paths only, no script and no style element, so it is shown
     inline under the Content-Security-Policy as it is. Scales with its container (viewBox, no size)."""
+    import segno  # on use: only the page that sets up an authenticator app draws one (~9 MB a worker)
+
     return segno.make(uri, error="m").svg_inline(scale=1, omitsize=True, dark="#000", light="#fff", border=2)
 
 

@@ -15,9 +15,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from django.utils.translation import gettext as _
-from openpyxl import Workbook, load_workbook
-from openpyxl.styles import Font, PatternFill
-from openpyxl.utils import get_column_letter
 
 from .errors import MasterDataImportFailed
 from .models import CustomerGrade, Region
@@ -209,6 +206,8 @@ def read_sheet(file, columns: tuple[Column, ...]) -> tuple[dict[str, str], list[
     if unpacked > MAX_UNPACKED_BYTES:
         raise _file_error(_("The file unpacks to more than %(mb)d MB.") % {"mb": MAX_UNPACKED_BYTES // 2**20})
     stream.seek(0)
+    from openpyxl import load_workbook  # on use: openpyxl adds ~18 MB to every worker that imports it
+
     try:
         workbook = load_workbook(stream, read_only=True, data_only=True)
     except Exception:  # openpyxl raises many kinds (KeyError, InvalidFileException…) for a broken file
@@ -343,19 +342,21 @@ def import_rows(
 
 # ------------------------------------------------------------------------------------------ templates
 
-_HEADER_FONT = Font(bold=True)
-_REQUIRED_FILL = PatternFill("solid", fgColor="FFF2CC")
-
 
 def _template(columns: tuple[Column, ...], title: str, notes: list[tuple[str, str]]) -> bytes:
+    from openpyxl import Workbook
+    from openpyxl.styles import Font, PatternFill
+    from openpyxl.utils import get_column_letter
+
+    header_font, required_fill = Font(bold=True), PatternFill("solid", fgColor="FFF2CC")
     workbook = Workbook()
     sheet = workbook.active
     sheet.title = title
     for index, column in enumerate(columns, start=1):
         cell = sheet.cell(row=1, column=index, value=column.header)
-        cell.font = _HEADER_FONT
+        cell.font = header_font
         if column.required:
-            cell.fill = _REQUIRED_FILL
+            cell.fill = required_fill
         sheet.column_dimensions[get_column_letter(index)].width = max(14, len(column.header) + 6)
     sheet.freeze_panes = "A2"
     help_sheet = workbook.create_sheet("说明 Notes")
