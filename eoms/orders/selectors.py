@@ -207,7 +207,7 @@ def access_order(actor, order_id, action: str = "view", *, for_update: bool = Fa
     return order
 
 
-_SHOWN = ("project", "customer", "stage_owner", "parent")
+_SHOWN = ("project", "project__manager", "customer", "stage_owner", "parent")  # the manager: owner of most stages
 _read_order = Select(Order, where=("id",), related=_SHOWN)
 _read_scoped = Select(Order, where=("id", "project__in"), related=_SHOWN)
 _lock_order = Select(Order, where=("id",), lock=True)
