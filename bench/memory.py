@@ -256,7 +256,7 @@ def benchmark(args) -> dict:
         connection.close()
         with c.Server(env, data_dir, workers=1) as server:
             cookie = login(server.port, company.pm.username, c.Company.PASSWORD)
-            # The sign-in verifies an Argon2 hash (19 MiB since decision 0019; Django's default was
+            # The sign-in verifies an Argon2 hash (12 MiB since decision 0019; Django's default was
             # 100 MiB), which raises the worker's peak; it is reported apart (peak_with_sign_in), and
             # the peak is reset so that `peak_vmhwm` covers the mixed requests alone.
             start_memory = server.worker_memory()

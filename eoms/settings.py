@@ -146,7 +146,7 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard"
 LOGOUT_REDIRECT_URL = "login"
 PASSWORD_HASHERS = [
-    "eoms.accounts.hashers.Argon2PasswordHasher",  # Argon2id, 19 MiB, t=2, p=1; verifies any argon2 hash (0019)
+    "eoms.accounts.hashers.Argon2PasswordHasher",  # Argon2id, 12 MiB, t=3, p=1; verifies any argon2 hash (0019)
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",
 ]
 AUTH_PASSWORD_VALIDATORS = [
