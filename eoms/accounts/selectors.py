@@ -242,3 +242,12 @@ def two_factor_status(user) -> dict:
         "recovery_codes_left": RecoveryCode.objects.filter(user_id=user.pk, used_at__isnull=True).count(),
         "required": requires_two_factor(user),
     }
+
+
+_members_by_role = Select(ProjectMembership, where=("project", "role"), related=("user",), order_by=("user",))
+
+
+def first_member_with_role(project_id, role: str) -> User | None:
+    """`members_with_role(project_id, role).first()` (the active member with the smallest id), with one
+    prepared statement: order transitions ask it for the stage they enter."""
+    return next((m.user for m in _members_by_role.all(project_id, role) if m.user.is_active), None)

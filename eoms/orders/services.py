@@ -11,7 +11,13 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from eoms.accounts.roles import ProjectRole, Role
-from eoms.accounts.selectors import is_read_only, members_with_role, project_ids_in_scope, users_with_role
+from eoms.accounts.selectors import (
+    first_member_with_role,
+    is_read_only,
+    members_with_role,
+    project_ids_in_scope,
+    users_with_role,
+)
 from eoms.core.counters import next_value
 from eoms.core.events import emit
 from eoms.core.rows import Insert, Select, Update
@@ -135,10 +141,10 @@ def _stage_owner(order: Order, rule: str, actor):
             or users_with_role(Role.FINANCE).order_by("username").first()
         )
     if rule == "engineer":
-        engineer = members_with_role(order.project_id, ProjectRole.ENGINEER).first()
+        engineer = first_member_with_role(order.project_id, ProjectRole.ENGINEER)
         if engineer:
             return engineer
-    return order.project.manager or members_with_role(order.project_id, ProjectRole.PM).first()
+    return order.project.manager or first_member_with_role(order.project_id, ProjectRole.PM)
 
 
 def _check_owner(project_id, owner) -> None:

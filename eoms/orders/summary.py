@@ -253,11 +253,14 @@ def _recount_postgresql(projects, stays_only: bool) -> dict[Key, tuple[int, Deci
     with connection.cursor() as cursor:
         cursor.execute(_RECOUNT_PG, params)
         rows = cursor.fetchall()
-    return {
-        tuple(r[:5]): (int(r[5]), Decimal(r[6]).quantize(Decimal("0.01")), int(r[7]), int(r[8]))
-        for r in rows
-        if any(r[5:])
-    }
+    return _nonzero(rows)
+
+
+def _nonzero(rows) -> dict[Key, tuple[int, Decimal, int, int]]:
+    """Rows of (bucket, orders, amount, stays, stay_us) as the summary's dict, zero buckets left out.
+    SQLite sums amounts as floats: a bucket back at nothing may sum to -1e-10, zero once in cents."""
+    summed = {r[:5]: (int(r[5]), Decimal(r[6]).quantize(Decimal("0.01")) + 0, int(r[7]), int(r[8])) for r in rows}
+    return {tuple(key): values for key, values in summed.items() if any(values)}
 
 
 def current() -> dict[Key, tuple[int, Decimal, int, int]]:
@@ -267,11 +270,7 @@ def current() -> dict[Key, tuple[int, Decimal, int, int]]:
         .annotate(o=Sum("orders"), a=Sum("amount"), s=Sum("stays"), u=Sum("stay_us"))
         .order_by()
     )
-    return {
-        tuple(r[:5]): (int(r[5]), Decimal(r[6]).quantize(Decimal("0.01")), int(r[7]), int(r[8]))
-        for r in rows
-        if any(r[5:])
-    }
+    return _nonzero(rows)
 
 
 @transaction.atomic

@@ -58,3 +58,20 @@ def test_another_permission_or_an_inactive_user_does_not_count(view_all):
     pm.is_active = False
     pm.save(update_fields=["is_active"])
     assert not has_global_scope(fresh(pm))
+
+
+def test_first_member_with_role_is_what_the_queryset_gives_first():
+    from eoms.accounts.roles import ProjectRole
+    from eoms.accounts.selectors import first_member_with_role, members_with_role
+
+    project, other = ProjectFactory(), ProjectFactory()
+    engineers = [MembershipFactory(project=project, role=ProjectRole.ENGINEER).user for _ in range(3)]
+    MembershipFactory(project=project, role=ProjectRole.VIEWER)
+    MembershipFactory(project=other, role=ProjectRole.ENGINEER)
+    first = min(engineers, key=lambda u: u.pk)
+    assert first_member_with_role(project.pk, ProjectRole.ENGINEER) == first
+    first.is_active = False
+    first.save(update_fields=["is_active"])
+    expected = members_with_role(project.pk, ProjectRole.ENGINEER).first()
+    assert expected != first and first_member_with_role(project.pk, ProjectRole.ENGINEER) == expected
+    assert first_member_with_role(project.pk, ProjectRole.PM) is None
