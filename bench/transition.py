@@ -13,11 +13,11 @@ What one invocation does (bench/README.md, section "transition"):
 2. Counts the SQL statements of one transition in-process (django.test.utils.CaptureQueriesContext):
    the service call alone, and the whole API request (django.test.Client with the bearer token:
    authentication, roles, scope, the service, the response's order detail).
-3. Copies the tables a transition writes (orders, history, audit entries, outbox, audit chain head)
-   with CREATE TABLE ... (LIKE ... INCLUDING ALL) plus the same foreign keys, and the orders' rows.
-   The pgbench scripts run on them: "pgbench" the issue's statements (BEGIN; SELECT ... FOR UPDATE;
-   UPDATE with version check; INSERT history; INSERT audit; INSERT outbox; COMMIT) and
-   "pgbench_chain" the same plus what EOMS's audit chain adds (lock the chain head, UPDATE it).
+3. Copies the tables a transition writes (orders, history, audit entries, outbox) with CREATE TABLE
+   ... (LIKE ... INCLUDING ALL) plus the same foreign keys, and the orders' rows. The pgbench script
+   runs on them the issue's statements: BEGIN; SELECT ... FOR UPDATE; UPDATE with version check;
+   INSERT history; INSERT audit (unsealed, as eoms.core.audit.record writes it: no seq, no hashes);
+   INSERT outbox; COMMIT.
 4. Starts `eoms serve` (gunicorn, its default worker count unless --workers) on a free port, with
    production settings (EOMS_MODE=production, persistent connections of 60 s as deploy/ sets them).
 5. For each run and each client count: C threads, each with its own keep-alive http.client
@@ -27,8 +27,10 @@ What one invocation does (bench/README.md, section "transition"):
    Throughput, p50/p99 latency, 409 and error rates, and the CPU seconds of the load generator,
    the gunicorn workers, pgbench and this database's PostgreSQL backends (from /proc).
 6. Median of the runs; ratio EOMS TPS / pgbench TPS per client count; the workers' peak RSS; then
-   checks that every 200 left exactly one history row, one audit entry and one outbox message,
-   and that the audit chain verifies. The server is stopped and the database dropped.
+   the sealing of the audit entries the runs wrote (eoms.core.audit.seal, which the relay does after
+   each pass; `eoms serve` runs no relay, so it is in neither figure above), timed; checks that
+   every 200 left exactly one history row, one audit entry and one outbox message, and that the
+   audit chain verifies. The server is stopped and the database dropped.
 """
 
 from __future__ import annotations
@@ -56,7 +58,6 @@ TABLES = {  # ours -> the copy pgbench writes
     "orders_orderhistory": "pgb_history",
     "core_auditentry": "pgb_audit",
     "core_outboxmessage": "pgb_outbox",
-    "core_auditchainhead": "pgb_chain_head",
 }
 
 # --- SQL statements per transition -------------------------------------------------------------------
@@ -108,7 +109,6 @@ def count_statements(company, orders, token: str) -> dict:
     out["service_mean"] = (out["service_hold"]["statements"] + out["service_resume"]["statements"]) / 2
     out["api_mean"] = (out["api_hold"]["statements"] + out["api_resume"]["statements"]) / 2
     out["pgbench"] = 7  # BEGIN, SELECT FOR UPDATE, UPDATE, 3 × INSERT, COMMIT
-    out["pgbench_chain"] = 9  # + SELECT chain head FOR UPDATE, UPDATE chain head
     return out
 
 
@@ -207,12 +207,9 @@ def setup_pgbench_tables(database_url: str, order_ids: list) -> dict:
             "JOIN unnest(%s::uuid[]) WITH ORDINALITY AS k(id, n) ON k.id = o.id",
             [[str(i) for i in order_ids]],
         )
-        conn.execute("INSERT INTO pgb_chain_head SELECT * FROM core_auditchainhead")
-        conn.execute("DROP SEQUENCE IF EXISTS pgb_audit_seq")
-        conn.execute("CREATE SEQUENCE pgb_audit_seq START 1000000000000")  # apart from the chain's seq
         changes, object_repr = conn.execute(
             "SELECT changes::text, object_repr FROM core_auditentry WHERE action = 'orders.hold' "
-            "ORDER BY seq DESC LIMIT 1"
+            "ORDER BY id DESC LIMIT 1"
         ).fetchone()
         payload = conn.execute(
             "SELECT payload::text FROM core_outboxmessage WHERE event_type = 'orders.order_transitioned' "
@@ -225,11 +222,11 @@ def setup_pgbench_tables(database_url: str, order_ids: list) -> dict:
     return {"changes": changes, "payload": payload, "object_repr": object_repr, "foreign_keys": len(fks)}
 
 
-def pgbench_script(literals: dict, *, chain: bool) -> str:
+def pgbench_script(literals: dict) -> str:
     """One transition as pgbench runs it: the order is chosen among the client's own orders (as the
     EOMS clients), locked, moved to the other state of the hold/resume pair with compare-and-set,
-    and its history row, audit entry and outbox message inserted; with `chain`, the audit entry is
-    appended to the chain head under its row lock, as eoms.core.audit.record does."""
+    and its history row, audit entry (unsealed, as eoms.core.audit.record appends it) and outbox
+    message inserted."""
     changes = _literal(literals["changes"])
     payload = _literal(literals["payload"])
     repr_ = _literal(literals["object_repr"])
@@ -250,32 +247,12 @@ def pgbench_script(literals: dict, *, chain: bool) -> str:
         f"{hold} THEN 'ON_HOLD' ELSE 'IN_EXECUTION' END, :pm, now(), "
         f"{hold} THEN {_literal(c.HOLD_COMMENT)} ELSE '' END);",
     ]
-    audit_cols = (
+    lines.append(
         "INSERT INTO pgb_audit (seq, at, actor_id, actor_repr, ip, request_id, action, object_type, object_id, "
-        "object_repr, changes, prev_hash, hash) VALUES ("
+        "object_repr, changes, prev_hash, hash) VALUES (NULL, now(), :pm, 'bench-pm', '127.0.0.1', "
+        f"md5(random()::text), {hold} THEN 'orders.hold' ELSE 'orders.resume' END, "
+        f"'orders.order', :oid, {repr_}, {changes}::jsonb, '', '');"
     )
-    audit_vals = (
-        "now(), :pm, 'bench-pm', '127.0.0.1', md5(random()::text), "
-        f"{hold} THEN 'orders.hold' ELSE 'orders.resume' END, "
-        f"'orders.order', :oid, {repr_}, {changes}::jsonb, "
-    )
-    if chain:
-        lines += [
-            "SELECT seq AS head_seq, hash AS head_hash FROM pgb_chain_head WHERE id = 1 FOR UPDATE \\gset",
-            audit_cols
-            + ":head_seq::bigint + 1, "
-            + audit_vals
-            + ":head_hash::text, md5(:head_hash::text) || md5(random()::text));",
-            "UPDATE pgb_chain_head SET seq = :head_seq::bigint + 1, "
-            "hash = md5(:head_hash::text) || md5(random()::text) WHERE id = 1;",
-        ]
-    else:
-        lines.append(
-            audit_cols
-            + "nextval('pgb_audit_seq'), "
-            + audit_vals
-            + "md5(random()::text) || md5(random()::text), md5(random()::text) || md5(random()::text));"
-        )
     lines += [
         "INSERT INTO pgb_outbox (message_id, event_type, event_version, aggregate_type, aggregate_id, payload, "
         "actor_id, request_id, created_at, sent_at, attempts, next_attempt_at, last_error) VALUES ("
@@ -444,11 +421,12 @@ def run_eoms(
 
 def check_records(order_ids: list[str], ok_total: int, before: dict) -> dict:
     """Every successful transition left one history row, one audit entry and one outbox message;
-    the audit chain verifies from #1."""
-    from eoms.core.audit import verify_chain
+    the entries are sealed (timed) and the audit chain verifies from #1."""
+    from eoms.core.audit import seal, verify_chain
 
     now = _counts(order_ids)
     added = {k: now[k] - before.get(k, 0) for k in now}
+    sealing = c.time_seal(seal)
     t0 = time.perf_counter()
     problem = verify_chain()
     return {
@@ -457,6 +435,7 @@ def check_records(order_ids: list[str], ok_total: int, before: dict) -> dict:
         "one_each": all(v == ok_total for v in added.values()),
         "audit_chain": "intact" if problem is None else str(problem),
         "verify_s": time.perf_counter() - t0,
+        "sealing": sealing,
     }
 
 
@@ -507,11 +486,9 @@ def benchmark(args) -> dict:
         profiled = profile(company, extra[2:], token, args.profile) if args.profile else None
         literals = setup_pgbench_tables(url, [o.id for o in bench_orders])
         scripts_dir = tempfile.mkdtemp(prefix="pgb-", dir=data_dir)
-        scripts, script_texts = {}, {}
-        for key, chain in (("pgbench", False), ("pgbench_chain", True)):
-            script_texts[key] = pgbench_script(literals, chain=chain)
-            scripts[key] = Path(scripts_dir) / f"{key}.sql"
-            scripts[key].write_text(script_texts[key], encoding="utf-8")
+        script_texts = {"pgbench": pgbench_script(literals)}
+        script = Path(scripts_dir) / "pgbench.sql"
+        script.write_text(script_texts["pgbench"], encoding="utf-8")
         variables = {"pm": str(company.pm.pk), "engineer": str(company.engineer.pk)}
         orders = Orders(bench_orders)
         order_ids = orders.ids
@@ -519,7 +496,7 @@ def benchmark(args) -> dict:
         database = {"name": dbname, "server": c.pg_version(args.pg), **c.pg_settings(url)}
         connection.close()
 
-        results: dict[str, dict[int, list]] = {"eoms": {}, "pgbench": {}, "pgbench_chain": {}}
+        results: dict[str, dict[int, list]] = {"eoms": {}, "pgbench": {}}
         memory_samples = []
         with c.Server(env, data_dir, workers=args.workers, threads=args.threads) as server:
             workers = server.worker_pids()
@@ -534,22 +511,20 @@ def benchmark(args) -> dict:
                     res = run_eoms(server, token, orders, clients=clients, transitions=args.transitions, meter=meter)
                     results["eoms"].setdefault(clients, []).append(res)
                     memory_samples.append(server.worker_memory())
-                    for key in ("pgbench", "pgbench_chain"):
-                        res = run_pgbench(
-                            pgbench,
-                            url,
-                            scripts[key],
-                            clients=clients,
-                            orders=len(order_ids),
-                            seconds=args.pgbench_seconds,
-                            variables=variables,
-                            meter=meter,
-                            log_dir=data_dir,
-                        )
-                        results[key].setdefault(clients, []).append(res)
-                    for key in ("pgbench", "pgbench_chain"):
-                        if "error" in results[key][clients][-1]:
-                            print(f"{key}: {results[key][clients][-1]}", file=sys.stderr)
+                    res = run_pgbench(
+                        pgbench,
+                        url,
+                        script,
+                        clients=clients,
+                        orders=len(order_ids),
+                        seconds=args.pgbench_seconds,
+                        variables=variables,
+                        meter=meter,
+                        log_dir=data_dir,
+                    )
+                    results["pgbench"].setdefault(clients, []).append(res)
+                    if "error" in res:
+                        print(f"pgbench: {res}", file=sys.stderr)
                     print(
                         f"run {r + 1}/{args.runs}, {clients} clients: "
                         + ", ".join(f"{k} {v[clients][-1].get('tps', 0):.1f} tps" for k, v in results.items()),
@@ -565,13 +540,11 @@ def benchmark(args) -> dict:
     summary = {}
     for key, by_clients in results.items():
         summary[key] = {str(k): c.median_of(v) for k, v in by_clients.items()}
-    ratios, ratios_chain = {}, {}
+    ratios = {}
     for clients in args.clients:
         e = summary["eoms"][str(clients)]["tps"]
         p = summary["pgbench"][str(clients)].get("tps")
-        pc = summary["pgbench_chain"][str(clients)].get("tps")
         ratios[str(clients)] = e / p if p else None
-        ratios_chain[str(clients)] = e / pc if pc else None
     # Each run's EOMS and pgbench ran back to back: the median of the per-run ratios is steadier on
     # a shared machine than the ratio of the medians (both are given).
     paired = {
@@ -610,10 +583,8 @@ def benchmark(args) -> dict:
         "sql_statements": statements,
         "eoms": summary["eoms"],
         "pgbench": summary["pgbench"],
-        "pgbench_chain": summary["pgbench_chain"],
         "ratio": paired,
         "ratio_of_medians": ratios,
-        "ratio_vs_chain": ratios_chain,
         "worker_memory_mb": {
             "peak_rss": peak,
             "by_worker_at_end": list(memory.values()),
@@ -634,14 +605,13 @@ def summary(result: dict) -> str:
     lines = []
     for clients in result["settings"]["clients"]:
         k = str(clients)
-        e, p, pc = result["eoms"][k], result["pgbench"][k], result["pgbench_chain"][k]
+        e, p = result["eoms"][k], result["pgbench"][k]
         ratio = result["ratio"].get(k)
         ratio_text = f"{ratio:.3f}" if ratio is not None else "n/a"
         lines.append(
             f"{clients:2d} clients: EOMS {e['tps']:7.1f} tps (p50 {e['p50_ms']:.1f} ms, p99 {e['p99_ms']:.1f} ms, "
             f"409 {e['conflict_rate']:.1%}, errors {e['error_rate']:.1%}, "
             f"generator {e['load_generator_cpu_share']:.0%} of CPU) | pgbench {p.get('tps', 0):7.1f} tps | "
-            f"chain {pc.get('tps', 0):7.1f} tps | "
             f"EOMS/pgbench {ratio_text}"
         )
     s = result["sql_statements"]
@@ -649,6 +619,7 @@ def summary(result: dict) -> str:
         f"SQL statements per transition: service {s['service_mean']:.1f}, API request {s['api_mean']:.1f}, "
         f"pgbench {s['pgbench']}"
     )
+    lines.append(c.sealing_line(result["records"]["sealing"]))
     lines.append(f"worker peak RSS {result['worker_memory_mb']['peak_rss']:.1f} MB; records {result['records']}")
     return "\n".join(lines)
 
@@ -698,11 +669,10 @@ def failures(result: dict) -> list[str]:
     for n, e in result["eoms"].items():
         if any(r["error_rate"] or r["conflict_rate"] for r in e["runs"]):
             out.append(f"eoms at {n} clients: errors {e['errors']}")
-    for key in ("pgbench", "pgbench_chain"):
-        for n, p in result[key].items():
-            bad = [r for r in p["runs"] if "error" in r or r.get("error_rate")]
-            if bad:
-                out.append(f"{key} at {n} clients: {bad[0].get('error') or 'failed transactions'}")
+    for n, p in result["pgbench"].items():
+        bad = [r for r in p["runs"] if "error" in r or r.get("error_rate")]
+        if bad:
+            out.append(f"pgbench at {n} clients: {bad[0].get('error') or 'failed transactions'}")
     if not result["records"]["one_each"]:
         out.append(f"records: {result['records']}")
     if result["records"]["audit_chain"] != "intact":

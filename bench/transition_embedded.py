@@ -17,12 +17,14 @@ What one invocation does (bench/README.md, section "transition_embedded"):
 3. "sqlite3": the same tables copied from sqlite_master (same columns, types, indexes and foreign
    keys), the same orders; C threads, each with its own sqlite3 connection with the same pragmas,
    run for --raw-seconds: BEGIN IMMEDIATE; SELECT the order; UPDATE with version check; INSERT
-   history; INSERT audit entry; INSERT outbox message; COMMIT. "sqlite3_chain" also reads and
-   updates the audit chain head as eoms.core.audit.record does.
+   history; INSERT audit entry (unsealed, as eoms.core.audit.record writes it: no seq, no hashes);
+   INSERT outbox message; COMMIT.
 4. Median of the runs, per client count: throughput, p50/p99, 409 and error rates (e.g. "database
-   is locked"), and the ratio EOMS / sqlite3; this process's peak RSS; then checks that every
-   successful transition left exactly one history row, one audit entry and one outbox message, and
-   that the audit chain verifies. The temporary directory is removed.
+   is locked"), and the ratio EOMS / sqlite3; this process's peak RSS; then the sealing of the
+   entries the runs wrote (eoms.core.audit.seal, which the relay does after each pass; not part of
+   either figure above), timed; checks that every successful transition left exactly one history
+   row, one audit entry and one outbox message, and that the audit chain verifies. The temporary
+   directory is removed.
 """
 
 from __future__ import annotations
@@ -50,9 +52,7 @@ TABLES = {
     "orders_orderhistory": "raw_history",
     "core_auditentry": "raw_audit",
     "core_outboxmessage": "raw_outbox",
-    "core_auditchainhead": "raw_chain_head",
 }
-RAW_SEQ_START = 1_000_000_000_000  # the plain script's audit seq, apart from the chain's
 
 
 def count_statements(company, order) -> dict:
@@ -71,7 +71,6 @@ def count_statements(company, order) -> dict:
         out[name] = {"statements": len(ctx.captured_queries), "by_verb": dict(sorted(verbs.items()))}
     out["mean"] = (out["hold"]["statements"] + out["resume"]["statements"]) / 2
     out["sqlite3"] = 7  # BEGIN, SELECT, UPDATE, 3 × INSERT, COMMIT
-    out["sqlite3_chain"] = 9  # + SELECT chain head, UPDATE chain head
     return out
 
 
@@ -106,9 +105,8 @@ def setup_raw_tables(db_path: str, order_ids: list) -> dict:
             "INSERT INTO raw_order SELECT * FROM orders_order WHERE id IN ({})".format(",".join("?" * len(hexes))),
             hexes,
         )
-        conn.execute("INSERT INTO raw_chain_head SELECT * FROM core_auditchainhead")
         changes, object_repr = conn.execute(
-            "SELECT changes, object_repr FROM core_auditentry WHERE action = 'orders.hold' ORDER BY seq DESC LIMIT 1"
+            "SELECT changes, object_repr FROM core_auditentry WHERE action = 'orders.hold' ORDER BY id DESC LIMIT 1"
         ).fetchone()
         payload = conn.execute(
             "SELECT payload FROM core_outboxmessage WHERE event_type = 'orders.order_transitioned' "
@@ -131,16 +129,14 @@ class Raw:
     """One client's sqlite3 connection with the project's pragmas and busy timeout, doing a
     transition's writes in one IMMEDIATE transaction."""
 
-    def __init__(self, db_path: str, literals: dict, pm: str, engineer: str, *, chain: bool):
+    def __init__(self, db_path: str, literals: dict, pm: str, engineer: str):
         self.conn = sqlite3.connect(db_path, isolation_level=None, timeout=30, check_same_thread=False)
         for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON"):
             self.conn.execute(f"PRAGMA {pragma}")
         self.literals = literals
         self.pm, self.engineer = pm, engineer
-        self.chain = chain
-        self.seq = None
 
-    def transition(self, oid: str, next_seq) -> str:
+    def transition(self, oid: str) -> str:
         conn = self.conn
         now = datetime.now(UTC)
         conn.execute("BEGIN IMMEDIATE")
@@ -166,17 +162,10 @@ class Raw:
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (oid, "hold" if hold else "resume", state, target, self.pm, _ts(now), c.HOLD_COMMENT if hold else ""),
             )
-            if self.chain:
-                seq, prev = conn.execute("SELECT seq, hash FROM raw_chain_head WHERE id = 1").fetchone()
-                seq += 1
-            else:
-                seq, prev = next_seq(), uuid.uuid4().hex * 2
-            digest = uuid.uuid4().hex * 2
             conn.execute(
                 "INSERT INTO raw_audit (seq, at, actor_id, actor_repr, ip, request_id, action, object_type, "
-                "object_id, object_repr, changes, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "object_id, object_repr, changes, prev_hash, hash) VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', '')",
                 (
-                    seq,
                     _ts(now),
                     self.pm,
                     "bench-pm",
@@ -187,12 +176,8 @@ class Raw:
                     str(uuid.UUID(oid)),
                     self.literals["object_repr"],
                     self.literals["changes"],
-                    prev,
-                    digest,
                 ),
             )
-            if self.chain:
-                conn.execute("UPDATE raw_chain_head SET seq = ?, hash = ? WHERE id = 1", (seq, digest))
             conn.execute(
                 "INSERT INTO raw_outbox (message_id, event_type, event_version, aggregate_type, aggregate_id, "
                 "payload, actor_id, request_id, created_at, sent_at, attempts, next_attempt_at, last_error) "
@@ -219,24 +204,15 @@ class Raw:
         self.conn.close()
 
 
-def run_raw(
-    db_path: str, literals: dict, company, order_ids: list[str], *, clients: int, seconds: float, chain: bool
-) -> dict:
+def run_raw(db_path: str, literals: dict, company, order_ids: list[str], *, clients: int, seconds: float) -> dict:
     pm, engineer = company.pm.pk.hex, company.engineer.pk.hex
     barrier = threading.Barrier(clients + 1)
     lock = threading.Lock()
-    seq_lock = threading.Lock()
-    seq = [RAW_SEQ_START + int(time.time() * 1000) % 10**9 * 1000]
     latencies, tally, messages = [], Counter(), Counter()
     stop = threading.Event()
 
-    def next_seq():
-        with seq_lock:
-            seq[0] += 1
-            return seq[0]
-
     def client(i):
-        raw = Raw(db_path, literals, pm, engineer, chain=chain)
+        raw = Raw(db_path, literals, pm, engineer)
         mine = [uuid.UUID(o).hex for o in order_ids[i::clients]]
         lat, local, msgs = [], Counter(), Counter()
         try:
@@ -247,7 +223,7 @@ def run_raw(
                 k += 1
                 t = time.perf_counter()
                 try:
-                    raw.transition(oid, next_seq)
+                    raw.transition(oid)
                     local["ok"] += 1
                 except sqlite3.OperationalError as exc:
                     local["error"] += 1
@@ -392,7 +368,7 @@ def benchmark(args) -> dict:
         c.setup_django(env, fast_hasher=True)
         from django.db import connection
 
-        from eoms.core.audit import verify_chain
+        from eoms.core.audit import seal, verify_chain
 
         migrate_s = c.migrate()
         t0 = time.perf_counter()
@@ -411,25 +387,16 @@ def benchmark(args) -> dict:
 
         run_eoms(company, orders, clients=max(args.clients), transitions=2 * max(args.clients))  # warm-up
         warm_ok = _counts(order_ids)["history"] - before["history"]
-        results: dict[str, dict[int, list]] = {"eoms": {}, "sqlite3": {}, "sqlite3_chain": {}}
+        results: dict[str, dict[int, list]] = {"eoms": {}, "sqlite3": {}}
         for r in range(args.runs):
             for clients in args.clients:
                 res = run_eoms(company, orders, clients=clients, transitions=args.transitions)
                 results["eoms"].setdefault(clients, []).append(res)
                 if res["conflict_rate"] or res["error_rate"]:
                     resync(orders)
-                for key, chain in (("sqlite3", False), ("sqlite3_chain", True)):
-                    results[key].setdefault(clients, []).append(
-                        run_raw(
-                            str(db_path),
-                            literals,
-                            company,
-                            order_ids,
-                            clients=clients,
-                            seconds=args.raw_seconds,
-                            chain=chain,
-                        )
-                    )
+                results["sqlite3"].setdefault(clients, []).append(
+                    run_raw(str(db_path), literals, company, order_ids, clients=clients, seconds=args.raw_seconds)
+                )
                 print(
                     f"run {r + 1}/{args.runs}, {clients} clients: "
                     + ", ".join(f"{k} {v[clients][-1]['tps']:.1f} tps" for k, v in results.items()),
@@ -438,6 +405,7 @@ def benchmark(args) -> dict:
         ok_total = warm_ok + sum(x["ok"] for runs in results["eoms"].values() for x in runs)
         after = _counts(order_ids)
         added = {k: after[k] - before[k] for k in after}
+        sealing = c.time_seal(seal)
         problem = verify_chain()
         connection.close()
         journal = sqlite3.connect(str(db_path)).execute("PRAGMA journal_mode").fetchone()[0]
@@ -446,12 +414,6 @@ def benchmark(args) -> dict:
     ratios = {
         str(n): summary["eoms"][str(n)]["tps"] / summary["sqlite3"][str(n)]["tps"]
         if summary["sqlite3"][str(n)]["tps"]
-        else None
-        for n in args.clients
-    }
-    ratios_chain = {
-        str(n): summary["eoms"][str(n)]["tps"] / summary["sqlite3_chain"][str(n)]["tps"]
-        if summary["sqlite3_chain"][str(n)]["tps"]
         else None
         for n in args.clients
     }
@@ -493,10 +455,9 @@ def benchmark(args) -> dict:
         "sql_statements": statements,
         "eoms": summary["eoms"],
         "sqlite3": summary["sqlite3"],
-        "sqlite3_chain": summary["sqlite3_chain"],
         "ratio": paired,
         "ratio_of_medians": ratios,
-        "ratio_vs_chain": ratios_chain,
+        "sealing": sealing,
         "peak_rss_mb": peak_rss_mb(),
         "records": records,
         "targets": {
@@ -511,16 +472,16 @@ def summary(result: dict) -> str:
     lines = []
     for n in result["settings"]["clients"]:
         k = str(n)
-        e, r, rc = result["eoms"][k], result["sqlite3"][k], result["sqlite3_chain"][k]
+        e, r = result["eoms"][k], result["sqlite3"][k]
         ratio = result["ratio"].get(k)
         lines.append(
             f"{n:2d} clients: EOMS {e['tps']:7.1f} tps (p50 {e['p50_ms']:.1f} ms, p99 {e['p99_ms']:.1f} ms, "
             f"409 {e['conflict_rate']:.1%}, errors {e['error_rate']:.1%}) | sqlite3 {r['tps']:7.1f} tps "
-            f"(errors {r['error_rate']:.1%}) | chain {rc['tps']:7.1f} tps | EOMS/sqlite3 "
-            + (f"{ratio:.3f}" if ratio is not None else "n/a")
+            f"(errors {r['error_rate']:.1%}) | EOMS/sqlite3 " + (f"{ratio:.3f}" if ratio is not None else "n/a")
         )
     s = result["sql_statements"]
     lines.append(f"SQL statements per transition: EOMS {s['mean']:.1f}, sqlite3 {s['sqlite3']}")
+    lines.append(c.sealing_line(result["sealing"]))
     lines.append(f"peak RSS {result['peak_rss_mb']:.1f} MB; records {result['records']}")
     return "\n".join(lines)
 
@@ -551,7 +512,7 @@ def failures(result: dict) -> list[str]:
     """What went wrong (never a speed figure): a 409 or an error of EOMS or sqlite3, a transition
     without its records, a broken audit chain. Any of these makes the exit status 1."""
     out = []
-    for key in ("eoms", "sqlite3", "sqlite3_chain"):
+    for key in ("eoms", "sqlite3"):
         for n, e in result[key].items():
             if any(r["error_rate"] or r["conflict_rate"] for r in e["runs"]):
                 out.append(f"{key} at {n} clients: {e['errors']}")

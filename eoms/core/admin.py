@@ -23,11 +23,11 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(AuditEntry)
 class AuditEntryAdmin(ReadOnlyAdmin):
-    list_display = ("seq", "at", "actor_repr", "action", "object_type", "object_repr", "ip")
+    list_display = ("id", "seq", "at", "actor_repr", "action", "object_type", "object_repr", "ip")
     list_filter = ("action", "object_type")
     search_fields = ("actor_repr", "object_id", "object_repr", "request_id")
     date_hierarchy = "at"
-    ordering = ("-seq",)
+    ordering = ("-id",)  # the order of writing; seq is the chain's, given when sealed
     list_select_related = False
     show_full_result_count = False
 

@@ -25,13 +25,15 @@ class BaseModel(models.Model):
 class AuditEntry(models.Model):
     """One append-only entry of the tamper-evident audit chain.
 
-    `seq` is gapless from 1; `hash` is an HMAC over this entry's content and the previous entry's
-    hash, so an edited, deleted, reordered or inserted row breaks the chain at its sequence number
-    (see core.audit.verify_chain). Rows are written only by core.audit, inside the caller's
-    transaction, while holding the lock on AuditChainHead.
+    core.audit.record writes it unsealed (`seq` null, `prev_hash` and `hash` empty) inside the
+    caller's transaction, without a lock; core.audit.seal later gives it, under the lock of
+    AuditChainHead, the next `seq` (gapless from 1 over sealed entries, in sealing order) and `hash`,
+    an HMAC over this entry's content and the previous entry's hash, so an edited, deleted, reordered
+    or inserted row breaks the chain at its sequence number (see core.audit.verify_chain). `id` is
+    the order of writing; `seq` the order of the chain.
     """
 
-    seq = models.BigIntegerField(_("sequence"), unique=True)
+    seq = models.BigIntegerField(_("sequence"), unique=True, null=True, blank=True)
     at = models.DateTimeField(_("time"), db_index=True)
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -54,17 +56,19 @@ class AuditEntry(models.Model):
     hash = models.CharField(max_length=64)
 
     class Meta:
-        ordering = ["-seq"]
+        ordering = ["-id"]
         verbose_name = _("audit entry")
         verbose_name_plural = _("audit entries")
 
     def __str__(self):
-        return f"#{self.seq} {self.action} {self.object_repr}"
+        number = f"#{self.seq}" if self.seq is not None else f"(id {self.pk}, not sealed yet)"
+        return f"{number} {self.action} {self.object_repr}"
 
 
 class AuditChainHead(models.Model):
-    """The single row holding the chain's last sequence number and hash. Appenders lock it, which
-    serialises audit writes and keeps `seq` gapless under concurrency on every backend."""
+    """The single row holding the chain's last sealed sequence number and hash. Sealers lock it
+    (core.audit.seal), which serialises sealing and keeps `seq` gapless on every backend; appending
+    an entry does not touch it."""
 
     id = models.PositiveSmallIntegerField(primary_key=True, default=1)
     seq = models.BigIntegerField(default=0)

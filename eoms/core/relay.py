@@ -10,6 +10,10 @@ UPDATE SKIP LOCKED inside one transaction, so two relays never take the same mes
 relay runs at a time (a lock file beside the database). Either way a message is delivered only when
 every earlier unsent message of its aggregate is in the same batch, before it: a message held by
 another relay, or waiting for its retry, holds back the rest of its aggregate.
+
+After each pass the relay loops (RelayThread here, `eoms relay`) also seal the audit entries committed
+meanwhile (`seal_audit`, core.audit.seal), broker or not: the chain is at most about one relay
+interval behind the writes.
 """
 
 import contextlib
@@ -26,7 +30,7 @@ from django.db import IntegrityError, close_old_connections, connection, transac
 from django.db.models import F, Q
 from django.utils import timezone
 
-from . import periodic
+from . import audit, periodic
 from .models import OutboxMessage, ProcessedMessage
 
 try:
@@ -35,7 +39,7 @@ except ImportError:  # not POSIX: one relay per process only
     fcntl = None
 
 __all__ = ["handles", "handlers_for", "dispatch", "InProcessTransport", "TransportUnavailable", "PublishResult"]
-__all__ += ["default_transport", "relay_once", "RelayThread"]
+__all__ += ["default_transport", "relay_once", "RelayThread", "seal_audit"]
 
 log = logging.getLogger("eoms.relay")
 
@@ -302,6 +306,16 @@ def drain(transport=None, *, stop: threading.Event | None = None, batch: int = 2
     return total
 
 
+def seal_audit() -> int:
+    """Seal the audit entries committed since the last pass (core.audit.seal); the number sealed. A
+    failure is logged and tried again at the next pass: it must not stop the relay."""
+    try:
+        return audit.seal()
+    except Exception:
+        log.exception("sealing the audit chain failed")
+        return 0
+
+
 class RelayThread(threading.Thread):
     """The relay as a daemon thread of the web process (embedded mode). On SQLite one relay runs
     at a time; `eoms relay` runs it as its own process instead. With a broker the periodic jobs are
@@ -331,5 +345,6 @@ class RelayThread(threading.Thread):
             except Exception:
                 log.exception("relay pass failed")
             finally:
+                seal_audit()  # also while the broker is away
                 close_old_connections()
             self._stop_event.wait(self.interval)

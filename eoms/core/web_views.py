@@ -76,10 +76,11 @@ def _day_start(day) -> datetime:
 
 
 def list_audit_entries(*, actor, filters: dict) -> QuerySet[AuditEntry]:
-    """Audit entries, newest first, for an administrator or auditor; PermissionDenied for others."""
+    """Audit entries, newest first (by id: the order of writing; an entry gets its seq when it is
+    sealed, shortly after), for an administrator or auditor; PermissionDenied for others."""
     if not has_role(actor, *AUDIT_ROLES):
         raise PermissionDenied
-    qs = AuditEntry.objects.order_by("-seq")
+    qs = AuditEntry.objects.order_by("-id")
     if filters.get("actor"):
         qs = qs.filter(actor_repr__icontains=filters["actor"].strip())
     if filters.get("action"):
@@ -147,7 +148,7 @@ def audit_verify(request):
         "intact": problem is None,
         "seq": problem.seq if problem else None,
         "reason": problem.reason if problem else "",
-        "count": AuditEntry.objects.count(),
+        "count": AuditEntry.objects.filter(seq__isnull=False).count(),
         "at": timezone.now(),
     }
     if request.headers.get("HX-Request") == "true":

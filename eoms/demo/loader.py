@@ -26,6 +26,7 @@ from eoms.accounts import services as account_services
 from eoms.accounts.roles import ProjectRole
 from eoms.approvals import selectors as approval_selectors
 from eoms.approvals import services as approval_services
+from eoms.core import audit
 from eoms.core.models import AuditEntry
 from eoms.masterdata import selectors as masterdata_selectors
 from eoms.masterdata import services as masterdata_services
@@ -776,6 +777,7 @@ def load_demo(*, orders: int = 300, seed: int = 42, anchor: datetime | None = No
         for when, _key, run in steps:
             clock.move_to(when, tick=False)
             run()
+    audit.seal()  # the demo's history is in the chain before anyone looks (the relay would do it soon)
     _deliver_history(plan)
     return _summary(loader, plan, time.monotonic() - started)
 

@@ -12,7 +12,7 @@ def test_create_org_unit_writes_one_audit_entry_and_one_event(world):
     unit = services.create_org_unit(actor=world.admin, code="ENG-1", name="工程一部", parent=parent)
     assert (unit.parent, unit.code, unit.name) == (parent, "ENG-1", "工程一部")
     assert AuditEntry.objects.count() == audits + 1
-    entry = AuditEntry.objects.order_by("-seq").first()
+    entry = AuditEntry.objects.order_by("-id").first()
     assert (entry.action, entry.object_id, entry.changes["parent"]) == (
         "accounts.org_unit_created",
         str(unit.id),

@@ -105,7 +105,7 @@ def test_revoked_token_is_refused(world):
     revoked = services.revoke_api_token(actor=world.pm, token_id=token.id)
     assert revoked.revoked_at is not None
     assert services.authenticate_api_token(secret) is None
-    entry = AuditEntry.objects.order_by("-seq").first()
+    entry = AuditEntry.objects.order_by("-id").first()
     assert (entry.action, entry.object_id) == ("accounts.api_token_revoked", str(token.id))
     # Revoking again changes nothing and records nothing.
     again = services.revoke_api_token(actor=world.pm, token_id=token.id)

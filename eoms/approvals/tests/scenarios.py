@@ -186,13 +186,14 @@ def actions(instance) -> list[tuple]:
 
 @dataclass
 class Mark:
-    """Where the audit chain and the outbox were; `since()` reads what was written after."""
+    """Where the audit entries and the outbox were (their last ids: the order of writing; an entry gets
+    its seq when sealed, later); `since()` reads what was written after."""
 
-    seq: int
+    audit_id: int
     outbox: int
 
     def audit(self) -> list[str]:
-        return list(AuditEntry.objects.filter(seq__gt=self.seq).order_by("seq").values_list("action", flat=True))
+        return list(AuditEntry.objects.filter(id__gt=self.audit_id).order_by("id").values_list("action", flat=True))
 
     def events(self) -> list[str]:
         return list(
@@ -208,6 +209,6 @@ class Mark:
 
 
 def mark() -> Mark:
-    last_seq = AuditEntry.objects.order_by("-seq").values_list("seq", flat=True).first() or 0
+    last_audit = AuditEntry.objects.order_by("-id").values_list("id", flat=True).first() or 0
     last_id = OutboxMessage.objects.order_by("-id").values_list("id", flat=True).first() or 0
-    return Mark(last_seq, last_id)
+    return Mark(last_audit, last_id)

@@ -1,4 +1,5 @@
-"""The audit chain: intact after real activity, and every kind of tampering is found at its entry."""
+"""The audit chain: entries appended unsealed and sealed afterwards, intact after real activity, and
+every kind of tampering is found at its entry."""
 
 import hashlib
 from dataclasses import dataclass
@@ -60,6 +61,7 @@ def test_a_rolled_back_write_leaves_no_gap(chain):
         1 / 0  # noqa: B018
     with transaction.atomic():
         emit(Pinged(id="kept"), actor=None)
+    assert audit.seal() == 1
     assert list(AuditEntry.objects.order_by("seq").values_list("seq", flat=True)) == list(range(1, 9))
     assert AuditEntry.objects.get(seq=8).object_id == "kept"
     assert verify_chain() is None
@@ -186,7 +188,7 @@ def test_entry_records_who_and_from_where(world):
             emit(Pinged(id="b"), actor=None)
     finally:
         reset_request_info(token)
-    first, second = AuditEntry.objects.filter(object_type="test.thing").order_by("seq")
+    first, second = AuditEntry.objects.filter(object_type="test.thing").order_by("id")
     assert (first.actor_id, first.actor_repr, first.ip, first.request_id) == (
         world.pm.pk,
         "pm1",
@@ -248,5 +250,7 @@ def test_rolled_back_emit_leaves_nothing():
     assert (AuditEntry.objects.count(), OutboxMessage.objects.count()) == (0, 0)
     with transaction.atomic():
         emit(Pinged(id="z"), actor=None)
+    assert list(AuditEntry.objects.values_list("seq", "object_id")) == [(None, "z")]
+    assert audit.seal() == 1
     assert list(AuditEntry.objects.values_list("seq", "object_id")) == [(1, "z")]
     assert verify_chain() is None

@@ -11,7 +11,7 @@ from django.core.management import call_command
 from django.db import DatabaseError, connection, transaction
 
 from eoms.core import periodic
-from eoms.core.audit import ChainProblem, read_checkpoints, verify_chain, write_checkpoint
+from eoms.core.audit import ChainProblem, read_checkpoints, seal, verify_chain, write_checkpoint
 from eoms.core.models import AuditChainHead, AuditEntry
 from eoms.orders.models import OrderState
 
@@ -31,6 +31,7 @@ def _lines(settings) -> list[dict]:
 
 @pytest.mark.asvs("16.4.2")
 def test_a_checkpoint_is_written_when_the_head_moved_and_only_then(world, settings):
+    seal()
     head = AuditChainHead.objects.get()
     with time_machine.travel(T0, tick=False):
         assert _call("audit", "checkpoint") == (
@@ -42,8 +43,10 @@ def test_a_checkpoint_is_written_when_the_head_moved_and_only_then(world, settin
             == f"audit checkpoint #{head.seq} already in {settings.AUDIT_CHECKPOINT_FILE}\n"
         )
     world.order(OrderState.QUOTING)
+    written = write_checkpoint()  # sealing the order's entries first
     moved = AuditChainHead.objects.get()
-    assert write_checkpoint() == {"seq": moved.seq, "written": True}
+    assert moved.seq == head.seq + 2
+    assert written == {"seq": moved.seq, "written": True}
     lines = _lines(settings)
     assert [(line["seq"], line["hash"]) for line in lines] == [(head.seq, head.hash), (moved.seq, moved.hash)]
     assert lines[0]["at"] == "2026-06-01T08:00:00.123456Z"
@@ -62,6 +65,7 @@ def test_an_empty_chain_writes_no_checkpoint(db, settings):
 
 def test_the_periodic_job_writes_the_checkpoint(world, settings):
     assert "core.audit_checkpoint" in {job.name for job in periodic.jobs()}
+    seal()
     head = AuditChainHead.objects.get()
     assert periodic.run_all()["core.audit_checkpoint"] == {"seq": head.seq, "written": True}
     assert [line["seq"] for line in _lines(settings)] == [head.seq]
@@ -71,6 +75,7 @@ def test_an_unwritable_checkpoint_file_is_reported_and_stops_no_other_job(world,
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("")
     settings.AUDIT_CHECKPOINT_FILE = blocker / "audit-checkpoints.jsonl"
+    seal()
     head = AuditChainHead.objects.get()
     error = "FileExistsError: File exists"
     results = periodic.run_all()  # as `eoms tick` runs them: the jobs after this one still run
@@ -87,6 +92,7 @@ def test_an_unwritable_checkpoint_file_is_reported_and_stops_no_other_job(world,
 @pytest.mark.asvs("16.4.2")
 def test_a_truncated_tail_with_a_rewound_head_is_found_by_the_checkpoint(world, audit_rows_editable):
     world.order(OrderState.QUOTING)
+    seal()
     total = AuditChainHead.objects.get().seq
     with time_machine.travel(T0, tick=False):
         write_checkpoint()
@@ -126,6 +132,7 @@ def test_an_edited_checkpoint_file_is_found(world, settings):
 @pytest.mark.asvs("16.4.2")
 @pg_only
 def test_on_postgresql_audit_rows_cannot_be_updated_or_deleted(world):
+    seal()  # sealed entries; unsealed ones: test_audit_seal
     table = AuditEntry._meta.db_table
     statements = [
         (f"UPDATE {table} SET object_repr = 'edited' WHERE seq = 1", "UPDATE of entry #1 refused"),  # noqa: S608

@@ -5,6 +5,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from eoms.core.audit import seal
 from eoms.core.models import AuditEntry
 
 XSS = "<script>alert(1)</script>"
@@ -20,8 +21,12 @@ def client_for():
     return make
 
 
-def _seqs(response) -> list[int]:
-    return [int(s) for s in re.findall(r'<tr data-seq="(\d+)">', response.content.decode())]
+def _ids(response) -> list[int]:
+    return [int(s) for s in re.findall(r'<tr data-id="(\d+)"', response.content.decode())]
+
+
+def _newest_first(entries) -> list[int]:
+    return list(entries.order_by("-id").values_list("id", flat=True))
 
 
 @pytest.mark.parametrize("role", ["project_manager", "approver", "field_engineer", "finance", "outsider"])
@@ -43,11 +48,10 @@ def test_audit_browser_lists_entries_newest_first_with_changes(world, client_for
     order = world.order("QUOTING")
     response = client_for(world.by_role[role]).get(reverse("audit"))
     assert response.status_code == 200
-    seqs = list(AuditEntry.objects.order_by("-seq").values_list("seq", flat=True))
-    assert _seqs(response) == seqs
+    assert _ids(response) == _newest_first(AuditEntry.objects.all())
     html = response.content.decode()
     transition = AuditEntry.objects.get(action="orders.start_quotation")
-    row = re.search(rf'<tr data-seq="{transition.seq}">.*?</tr>', html, re.S).group(0)
+    row = re.search(rf'<tr data-id="{transition.id}".*?</tr>', html, re.S).group(0)
     assert order.number in row and world.pm.username in row
     assert '<del class="text-red">INITIATED</del> → <ins class="text-green text-decoration-none">QUOTING</ins>' in row
 
@@ -59,28 +63,26 @@ def test_audit_filters(world, client_for):
     url = reverse("audit")
 
     by_action = client.get(url, {"action": "orders.start_quotation"})
-    assert _seqs(by_action) == [AuditEntry.objects.get(action="orders.start_quotation").seq]
+    assert _ids(by_action) == [AuditEntry.objects.get(action="orders.start_quotation").id]
 
     by_object = client.get(url, {"object_type": "orders.order", "object_id": str(first.id)})
-    assert _seqs(by_object) == list(
-        AuditEntry.objects.filter(object_id=str(first.id)).order_by("-seq").values_list("seq", flat=True)
-    )
-    assert len(_seqs(by_object)) == 1
+    assert _ids(by_object) == _newest_first(AuditEntry.objects.filter(object_id=str(first.id)))
+    assert len(_ids(by_object)) == 1
 
     by_actor = client.get(url, {"actor": world.approver.username})
-    assert _seqs(by_actor) == []
-    assert len(_seqs(client.get(url, {"actor": world.pm.username}))) == 3
+    assert _ids(by_actor) == []
+    assert len(_ids(client.get(url, {"actor": world.pm.username}))) == 3
 
     today = timezone.localdate(second.created_at).isoformat()  # days are Asia/Shanghai days
     # Today: the world's approval flow (saved, published), the three order entries and the
     # auditor's sign-in.
-    assert len(_seqs(client.get(url, {"date_from": today, "date_to": today}))) == 2 + 3 + 1
-    assert _seqs(client.get(url, {"date_to": "2000-01-01"})) == []
+    assert len(_ids(client.get(url, {"date_from": today, "date_to": today}))) == 2 + 3 + 1
+    assert _ids(client.get(url, {"date_to": "2000-01-01"})) == []
 
     bad = client.get(url, {"date_from": "not a date", "date_to": "2000-01-01", "action": "nope"})
     assert bad.status_code == 200
     assert set(bad.context["form"].errors) == {"date_from", "action"}
-    assert _seqs(bad) == []
+    assert _ids(bad) == []
 
 
 def test_audit_pagination(world, client_for):
@@ -88,11 +90,12 @@ def test_audit_pagination(world, client_for):
         world.order(title=f"o{i}")
     client = client_for(world.auditor)
     first = client.get(reverse("audit"))
-    assert len(_seqs(first)) == 50
+    assert len(_ids(first)) == 50
     assert "Page 1 of 2" in first.content.decode()
     # 51 orders, the world's approval flow (2 entries) and the auditor's sign-in: page 2 holds the
     # three oldest.
-    assert _seqs(client.get(reverse("audit"), {"page": 2})) == [4, 3, 2, 1]
+    oldest = list(AuditEntry.objects.order_by("id").values_list("id", flat=True)[:4])
+    assert _ids(client.get(reverse("audit"), {"page": 2})) == oldest[::-1]
 
 
 def test_audit_escapes_html_in_entries(world, client_for):
@@ -123,3 +126,20 @@ def test_verify_chain_shows_intact_then_the_first_bad_entry(world, client_for, a
     assert "The audit chain is broken at entry #2." in broken
     assert 'data-seq="2"' in broken and "edited" in broken
     assert "chain-intact" not in broken
+
+
+@pytest.mark.parametrize(("language", "marker"), [("en", "not sealed yet"), ("zh-hans", "尚未封存")])
+def test_entries_not_sealed_yet_are_marked_then_numbered(world, client_for, language, marker):
+    order = world.order()
+    client = client_for(world.auditor)
+    client.defaults["HTTP_ACCEPT_LANGUAGE"] = language
+    created = AuditEntry.objects.get(action="orders.order_created", object_id=str(order.id))
+    html = client.get(reverse("audit")).content.decode()
+    row = re.search(rf'<tr data-id="{created.id}">.*?</tr>', html, re.S).group(0)
+    assert marker in row
+    seal()
+    created.refresh_from_db()
+    html = client.get(reverse("audit")).content.decode()
+    row = re.search(rf'<tr data-id="{created.id}" data-seq="{created.seq}">.*?</tr>', html, re.S).group(0)
+    assert marker not in row
+    assert f'<td class="text-secondary text-nowrap">{created.seq}</td>' in row

@@ -300,7 +300,7 @@ def test_replay_from_the_admin_page(broker_settings, calls, world):
     assert response["Location"] == reverse("dead_letters") + "?state=open"
     letter.refresh_from_db()
     assert (letter.state, letter.resolved_by) == (DeadLetter.State.REPLAYED, world.admin)
-    entry = AuditEntry.objects.order_by("-seq").first()
+    entry = AuditEntry.objects.order_by("-id").first()
     assert AuditEntry.objects.count() == audit_before + 1
     assert (entry.action, entry.object_type, entry.object_id, entry.actor_id) == (
         "core.dead_letter_replayed",
@@ -347,7 +347,7 @@ def test_discard_from_the_admin_page(broker_settings, calls, world):
     assert f"Message test.poured {letter.message_id} discarded." in response.content.decode()
     letter.refresh_from_db()
     assert letter.state == DeadLetter.State.DISCARDED
-    entry = AuditEntry.objects.order_by("-seq").first()
+    entry = AuditEntry.objects.order_by("-id").first()
     assert (entry.action, entry.object_id, entry.changes["state"]) == (
         "core.dead_letter_discarded",
         str(letter.pk),

@@ -22,7 +22,7 @@ def client(world):
 def issue_token(client, **meta):
     response = client.post("/api/v1/accounts/tokens", {"name": "ci"}, content_type="application/json", **meta)
     assert response.status_code == 201, response.content
-    entry = AuditEntry.objects.order_by("-seq").first()
+    entry = AuditEntry.objects.order_by("-id").first()
     assert entry.action == "accounts.api_token_issued"
     return response, entry
 

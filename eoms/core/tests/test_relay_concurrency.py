@@ -148,10 +148,11 @@ def test_the_sqlite_lock_file_keeps_a_second_relay_out_until_its_holder_dies(tmp
     )
     try:
         assert holder.stdout.readline() == "held\n"
-        assert _eoms(tmp_path, "relay", "--once") == "delivered 0 message(s)\n"
+        # Sealing the audit entry needs no relay lock: only delivering waits.
+        assert _eoms(tmp_path, "relay", "--once") == "delivered 0 message(s); sealed 1 audit entries\n"
         holder.kill()  # SIGKILL: the lock goes with the process
         holder.wait(10)
-        assert _eoms(tmp_path, "relay", "--once") == "delivered 1 message(s)\n"
+        assert _eoms(tmp_path, "relay", "--once") == "delivered 1 message(s); sealed 0 audit entries\n"
     finally:
         if holder.poll() is None:
             holder.kill()

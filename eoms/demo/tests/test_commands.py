@@ -40,6 +40,7 @@ def test_audit_verify_reports_intact_chain(world):
 
 def test_audit_verify_names_the_first_edited_entry_and_exits_1(world, audit_rows_editable):
     world.order(OrderState.APPROVED)
+    assert _call("audit", "seal")[0] == "sealed 10 audit entries; the chain ends at #10\n"
     AuditEntry.objects.filter(seq=3).update(object_repr="edited afterwards")
     AuditEntry.objects.filter(seq=4).update(object_repr="edited too")
     err = io.StringIO()
@@ -90,7 +91,7 @@ def test_relay_once_delivers_everything_due(world):
     # The world's flow (2); the order: created, 2 transitions; its approval: started, first task.
     assert OutboxMessage.objects.filter(sent_at__isnull=True).count() == 2 + 3 + 2
     out, _ = _call("relay", "--once")
-    assert out == "delivered 7 message(s)\n"
+    assert out == "delivered 7 message(s); sealed 7 audit entries\n"
     assert OutboxMessage.objects.filter(sent_at__isnull=True).count() == 0
 
 

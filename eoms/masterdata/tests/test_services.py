@@ -31,11 +31,11 @@ class Trail:
     """Audit entries and outbox messages written since it was made."""
 
     def __init__(self):
-        self.audit_seq = AuditEntry.objects.order_by("-seq").values_list("seq", flat=True).first() or 0
+        self.audit_id = AuditEntry.objects.order_by("-id").values_list("id", flat=True).first() or 0
         self.outbox_id = OutboxMessage.objects.order_by("-id").values_list("id", flat=True).first() or 0
 
     def audit(self):
-        return list(AuditEntry.objects.filter(seq__gt=self.audit_seq).order_by("seq"))
+        return list(AuditEntry.objects.filter(id__gt=self.audit_id).order_by("id"))
 
     def outbox(self):
         return list(OutboxMessage.objects.filter(id__gt=self.outbox_id).order_by("id"))

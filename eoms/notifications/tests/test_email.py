@@ -266,7 +266,7 @@ def test_an_administrator_sends_a_failed_delivery_again(world, smtp, settings, d
     delivery.refresh_from_db()
     assert (delivery.state, delivery.attempts) == (DeliveryState.SENT, 1)
     assert len(smtp.received) == 1
-    entry = AuditEntry.objects.order_by("-seq").first()
+    entry = AuditEntry.objects.order_by("-id").first()
     assert AuditEntry.objects.count() == audits + 1
     assert (entry.action, entry.object_id, entry.actor_id) == (
         "notifications.delivery_retried",

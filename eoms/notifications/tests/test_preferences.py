@@ -73,7 +73,7 @@ def test_saving_is_audited_with_what_changed_and_only_when_something_did(world):
     )
     assert prefs.wants("order_transitioned", "email") is False
     assert prefs.wants("task_assigned", "email") is True
-    entry = AuditEntry.objects.order_by("-seq").first()
+    entry = AuditEntry.objects.order_by("-id").first()
     assert AuditEntry.objects.count() == before + 1
     assert (entry.action, entry.object_type, entry.object_id, entry.actor_id) == (
         "notifications.preferences_changed",
@@ -96,7 +96,7 @@ def test_saving_is_audited_with_what_changed_and_only_when_something_did(world):
     third = set_notification_preferences(actor=world.pm, channels={})
     assert third.wants("order_transitioned", "email") is False
     assert (third.quiet_from, third.quiet_until, third.version) == (None, None, 2)
-    assert AuditEntry.objects.order_by("-seq").first().changes == {
+    assert AuditEntry.objects.order_by("-id").first().changes == {
         "quiet_from": ["22:00", ""],
         "quiet_until": ["07:00", ""],
     }

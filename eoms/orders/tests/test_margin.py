@@ -33,7 +33,7 @@ def create(world, amount="1000000.00", **kwargs) -> Order:
 
 
 def last_audit() -> AuditEntry:
-    return AuditEntry.objects.order_by("-seq").first()
+    return AuditEntry.objects.order_by("-id").first()
 
 
 def counts() -> tuple[int, int, int]:

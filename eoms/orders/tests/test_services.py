@@ -56,7 +56,7 @@ def stored_files() -> list[Path]:
 
 
 def last_audit() -> AuditEntry:
-    return AuditEntry.objects.order_by("-seq").first()
+    return AuditEntry.objects.order_by("-id").first()
 
 
 def last_message() -> OutboxMessage:
@@ -514,7 +514,7 @@ def test_transition_with_upload_links_the_file_to_its_history_row(world):
     assert (attachment.history_id, history.comment) == (history.id, "双方盖章")
     assert last_audit().changes["attachments"] == [hashlib.sha256(PDF).hexdigest()]
     # Audit entries: the attachment, then the transition.
-    assert list(AuditEntry.objects.order_by("-seq").values_list("action", flat=True)[:2]) == [
+    assert list(AuditEntry.objects.order_by("-id").values_list("action", flat=True)[:2]) == [
         "orders.sign",
         "orders.attachment_added",
     ]

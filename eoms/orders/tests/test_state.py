@@ -190,7 +190,7 @@ def test_transition(prepared, db, state, name, role):
             actor.pk,
             comment,
         )
-        entry = AuditEntry.objects.filter(action__startswith="orders.").order_by("-seq").first()
+        entry = AuditEntry.objects.filter(action__startswith="orders.").order_by("-id").first()
         assert (entry.action, entry.object_id, entry.actor_id) == (f"orders.{name}", str(order_id), actor.pk)
         assert entry.changes["state"] == [state, target]
         message = OutboxMessage.objects.filter(event_type__startswith="orders.").order_by("-id").first()

@@ -81,7 +81,7 @@ def test_update_pause_resume_delete_are_audited(admin, world):
     assert admin.delete(path).status_code == 204
     assert Subscription.objects.count() == 0
     assert list(
-        AuditEntry.objects.filter(object_id=str(subscription.pk)).order_by("seq").values_list("action", "changes")
+        AuditEntry.objects.filter(object_id=str(subscription.pk)).order_by("id").values_list("action", "changes")
     ) == [
         ("webhooks.subscription_updated", {"event_types": [["*"], ["orders.order_updated"]]}),
         ("webhooks.subscription_paused", {"state": ["active", "paused"], "reason": "ERP upgrade"}),

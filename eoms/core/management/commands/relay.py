@@ -4,7 +4,8 @@ Delivers due outbox messages until SIGTERM or SIGINT, then finishes the batch in
 Without BROKER_URL it calls the handlers in-process and runs the periodic jobs; with it, it publishes
 to RabbitMQ (confirmed) and leaves the handlers to `eoms worker` and the periodic jobs to `eoms beat`.
 While the broker is away the messages wait in the outbox and the relay tries again, at most every
-MAX_WAIT seconds. Several relays may run at once (see eoms.core.relay).
+MAX_WAIT seconds. Several relays may run at once (see eoms.core.relay). After each pass, broker or not,
+it seals the audit entries committed meanwhile (eoms.core.audit.seal).
 """
 
 import signal
@@ -15,7 +16,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import close_old_connections
 
 from eoms.core import periodic
-from eoms.core.relay import TransportUnavailable, default_transport, drain
+from eoms.core.relay import TransportUnavailable, default_transport, drain, seal_audit
 
 MAX_WAIT = 5.0
 
@@ -48,7 +49,9 @@ class Command(BaseCommand):
                 total = drain(transport)
             except TransportUnavailable as exc:
                 raise CommandError(f"the broker is unavailable ({exc}); the messages wait in the outbox.")
-            self.stdout.write(f"delivered {total} message(s)")
+            finally:
+                sealed = seal_audit()
+            self.stdout.write(f"delivered {total} message(s); sealed {sealed} audit entries")
             return
         if metrics_port:
             from eoms.core.process_metrics import serve
@@ -87,6 +90,7 @@ class Command(BaseCommand):
                     wait = min(interval * 2**away, max(MAX_WAIT, interval))
                 except Exception as exc:  # a database hiccup must not end the relay; retry after a pause
                     self.stderr.write(f"relay pass failed: {type(exc).__name__}: {exc}")
+                seal_audit()  # also while the broker is away
                 stop.wait(wait)
         finally:
             for sig, handler in previous.items():
