@@ -67,13 +67,13 @@ def _statements(script: str) -> list[str]:
     ]
 
 
-def test_pgbench_scripts_run_the_issues_statements_and_the_chain_adds_two():
+def test_pgbench_script_runs_the_issues_statements_with_an_unsealed_audit_entry():
     literals = {
         "changes": '{"state": ["IN_EXECUTION", "ON_HOLD"]}',
         "payload": '{"n": "O\'Brien"}',
         "object_repr": "ORD-1",
     }
-    plain = transition.pgbench_script(literals, chain=False)
+    plain = transition.pgbench_script(literals)
     assert _statements(plain) == [
         "BEGIN;",
         "SELECT",
@@ -86,16 +86,7 @@ def test_pgbench_scripts_run_the_issues_statements_and_the_chain_adds_two():
     assert "FOR UPDATE \\gset" in plain.splitlines()[2]
     assert "version = :from_version::int" in plain
     assert "'{\"n\": \"O''Brien\"}'::jsonb" in plain  # literals are quoted for SQL
-    chain = transition.pgbench_script(literals, chain=True)
-    assert _statements(chain) == [
-        "BEGIN;",
-        "SELECT",
-        "UPDATE",
-        "INSERT pgb_history",
-        "SELECT",
-        "INSERT pgb_audit",
-        "UPDATE",
-        "INSERT pgb_outbox",
-        "COMMIT;",
-    ]
-    assert "FROM pgb_chain_head WHERE id = 1 FOR UPDATE" in chain
+    # As eoms.core.audit.record appends it (decision 0016): no seq, no hashes, no chain head.
+    (audit,) = [line for line in plain.splitlines() if line.startswith("INSERT INTO pgb_audit")]
+    assert "VALUES (NULL, now()," in audit and audit.endswith("::jsonb, '', '');")
+    assert "chain_head" not in plain

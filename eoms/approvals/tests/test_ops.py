@@ -52,9 +52,11 @@ def test_tick_runs_the_timers_once(world, late_order):
         "webhooks.deliveries: {'delivered': 0, 'retry': 0, 'failed': 0, 'skipped': 0}\n"
         "oauth.clear_expired: {'access_tokens': 0, 'refresh_tokens': 0, 'grants': 0}\n"
     )
-    # Core's job, the audit chain's checkpoint, runs first on each tick (eoms/core/tests/test_audit_checkpoints.py).
+    # Core's jobs, sealing the audit chain and its checkpoint, run first on each tick
+    # (eoms/core/tests/test_audit_seal.py, test_audit_checkpoints.py).
     lines = out.getvalue().splitlines(keepends=True)
-    assert [line.split(":")[0] for line in lines if line.startswith("core.")] == ["core.audit_checkpoint"] * 2
+    core_jobs = [line.split(":")[0] for line in lines if line.startswith("core.")]
+    assert core_jobs == ["core.audit_seal", "core.audit_checkpoint"] * 2
     assert "".join(line for line in lines if not line.startswith("core.")) == (
         "approvals.timers: {'reminded': 1, 'timed_out': 0}\n"
         + others
