@@ -21,6 +21,7 @@ from eoms.core.workcalendar import add_working_hours
 
 from . import events
 from .definition import (
+    Condition,
     Document,
     Element,
     Flow,
@@ -43,7 +44,7 @@ from .models import (
     TaskKind,
     TaskState,
 )
-from .subjects import Subject, get_adapter
+from .subjects import FieldSpec, Subject, get_adapter
 
 __all__ = [
     "Context",
@@ -58,6 +59,8 @@ __all__ = [
     "enclosing_parallel",
     "return_targets",
     "step_outcome",
+    "condition_of",
+    "field_types",
 ]
 
 OPEN_TASK_STATES = (TaskState.PENDING, TaskState.WAITING)
@@ -84,6 +87,36 @@ def _flow_cache(key: str, version: int, definition) -> tuple[Document, Flow]:
             _CACHE.clear()
         _CACHE[(key, version)] = hit
     return hit
+
+
+_CONDITIONS: dict[tuple[str, int], Condition] = {}
+
+
+def condition_of(definition: ApprovalDefinition) -> Condition | None:
+    """When the definition applies (None: it names no condition), parsed once per (id, version) as
+    its flow is: every submission tests the published flows' conditions."""
+    if not definition.applies_when:
+        return None
+    key = (str(definition.pk), definition.version)
+    hit = _CONDITIONS.get(key)
+    if hit is None:
+        if len(_CONDITIONS) > 512:
+            _CONDITIONS.clear()
+        hit = _CONDITIONS[key] = Condition.model_validate(definition.applies_when)
+    return hit
+
+
+_TYPES: dict[object, dict[str, FieldSpec]] = {}
+
+
+def field_types(adapter) -> dict[str, FieldSpec]:
+    """The adapter's fields as evaluate needs them (name and type, no choices), asked of the adapter
+    once per process: its fields and their types are code, while the choices of some are read from
+    the database, and only describing a condition needs them (adapter.fields())."""
+    types = _TYPES.get(adapter)
+    if types is None:
+        types = _TYPES[adapter] = {f.name: FieldSpec(f.name, f.label, f.type) for f in adapter.fields()}
+    return types
 
 
 @dataclass

@@ -362,13 +362,12 @@ def select_definition(subject_type: str, facts: dict, *, candidates=None) -> tup
     definitions = candidates if candidates is not None else published_definitions(subject_type)
     from .definition import describe_condition
 
-    fields = None  # the adapter's fields (their choices come from the database) only when a rule needs them
     for definition in definitions:
-        if definition.applies_when:
-            fields = fields if fields is not None else {f.name: f for f in adapter.fields()}
-            condition = Condition.model_validate(definition.applies_when)
-            if evaluate(condition, facts, fields):
-                return definition, describe_condition(condition, fields)
+        condition = engine.condition_of(definition)
+        # Testing a condition needs the fields' types; describing the one that holds, their labels
+        # and choices (read from the database).
+        if condition is not None and evaluate(condition, facts, engine.field_types(adapter)):
+            return definition, describe_condition(condition, {f.name: f for f in adapter.fields()})
     for definition in definitions:
         if definition.is_default:
             return definition, _("default flow")

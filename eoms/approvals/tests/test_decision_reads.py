@@ -168,3 +168,36 @@ def test_a_decision_task_carries_its_instance_its_peers_and_the_actors_read_only
     assert decision_task(None, task.id) is None
     people["b"].groups.add(*people["q"].groups.all())
     assert decision_task(people["b"], task.id).actor_read_only is True
+
+
+def test_testing_flow_conditions_reads_no_choices_and_describing_the_one_that_holds_does(world):
+    from eoms.approvals.services import select_definition
+    from eoms.approvals.subjects import get_adapter
+
+    from .scenarios import rule, when
+
+    hot = publish(
+        world,
+        flow(approval("hot", "role")),
+        key="hot",
+        is_default=False,
+        priority=1,
+        applies_when=when(
+            [rule("project_type", "eq", world.project.project_type.code)], [rule("title", "contains", "HOT")]
+        ),
+    )
+    cold = world.order("QUOTING", title="平常")
+    facts = get_adapter("orders.order").load(cold.id).facts
+    facts["project_type"] = "no-such-type"
+    select_definition("orders.order", facts)  # the fields' types are asked of the adapter once per process
+    with CaptureQueriesContext(connection) as captured:
+        chosen, why = select_definition("orders.order", facts)
+    assert (chosen.key, why) == ("simple", "default flow")
+    assert not [q for q in captured.captured_queries if "masterdata_projecttype" in q["sql"]]
+    facts["title"] = "a HOT one"
+    with CaptureQueriesContext(connection) as captured:
+        assert select_definition("orders.order", facts) == (
+            hot,
+            f"(project type = {world.project.project_type}) or (title ∋ HOT)",
+        )
+    assert [q for q in captured.captured_queries if "masterdata_projecttype" in q["sql"]]
