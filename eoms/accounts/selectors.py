@@ -1,10 +1,13 @@
 """Reads about users: their roles and the projects in their scope."""
 
+from dataclasses import dataclass
+
 from django.conf import settings
 from django.contrib.auth.models import Group
+from django.db import connections, router
 from django.db.models import QuerySet
 
-from eoms.core.rows import Select, Values
+from eoms.core.rows import Select, Values, _convert, _readers
 
 from .models import ApiToken, Delegation, OrgUnit, ProjectMembership, RecoveryCode, TotpDevice, User
 from .roles import GLOBAL_SCOPE_ROLES, READ_ONLY_ROLES, ProjectRole, Role
@@ -251,3 +254,147 @@ def first_member_with_role(project_id, role: str) -> User | None:
     """`members_with_role(project_id, role).first()` (the active member with the smallest id), with one
     prepared statement: order transitions ask it for the stage they enter."""
     return next((m.user for m in _members_by_role.all(project_id, role) if m.user.is_active), None)
+
+
+# -------------------------------------------------------------- who decides, in one statement (issue 3)
+
+__all__ += ["Approver", "approvers_with_deputies", "read_only_condition"]
+
+
+def read_only_condition(connection, user_column: str) -> tuple[str, list]:
+    """An SQL condition that holds when the user whose id is in `user_column` (a quoted column of
+    the caller's statement) holds a read-only role: what is_read_only answers for an active user.
+    For a read of another context that carries the flag with its own rows instead of asking for
+    the user's roles apart. Answers (sql, params)."""
+    qn = connection.ops.quote_name
+    links, groups = User.groups.through._meta, Group._meta
+    names = sorted(READ_ONLY_ROLES)
+    sql = (
+        f"EXISTS (SELECT 1 FROM {qn(links.db_table)} ro_l INNER JOIN {qn(groups.db_table)} ro_g "  # noqa: S608
+        f"ON ro_g.{qn(groups.pk.column)} = ro_l.{qn(links.get_field('group').column)} "
+        f"WHERE ro_l.{qn(links.get_field('user').column)} = {user_column} "
+        f"AND ro_g.{qn(groups.get_field('name').column)} IN ({', '.join(['%s'] * len(names))}))"
+    )
+    return sql, names
+
+
+@dataclass(frozen=True)
+class Approver:
+    """A user who may be asked to decide, with what decides who receives the task on a date: whether
+    they hold a read-only role, and the first link of their chain of deputies — the active deputy
+    of their delegation in force (None: no delegation, the task is theirs), whether that deputy is
+    read-only, and whether the deputy delegates in turn (then the rest of the chain is walked with
+    resolve_deputy)."""
+
+    user: User
+    read_only: bool
+    deputy: User | None = None
+    deputy_read_only: bool = False
+    deputy_delegates: bool = False
+
+
+def approvers_with_deputies(*, on, user_ids=None, role: str | None = None, active_only: bool = True) -> list[Approver]:
+    """Users as approvers (see Approver) on date `on`, in one statement: those of `user_ids` (any
+    order), or those in the role group `role` by username; only active users unless `active_only`
+    is False. What read_only_users, delegating_users and the first step of resolve_deputy answer,
+    without a statement each (the approval engine asks it for every node it activates)."""
+    connection = connections[router.db_for_read(User)]
+    if role is None:
+        ids = [_user_pk.get_db_prep_value(pk, connection) for pk in dict.fromkeys(user_ids or ())]
+        if not ids:
+            return []
+        shape, params = ("ids", len(ids), active_only), ids
+    else:
+        shape, params = ("role", 0, active_only), [role]
+    sql, head_params, readers = _approvers_statement(connection, shape)
+    day = _delegation_day.get_db_prep_value(on, connection)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*head_params(day), *params, *([True] if active_only else [])])
+        rows = cursor.fetchall()
+    width = len(readers)
+    out = []
+    for row in rows:
+        deputy = row[width + 1 : 2 * width + 1]
+        out.append(
+            Approver(
+                user=_user_from(row[:width], readers, connection),
+                read_only=bool(row[width]),
+                deputy=_user_from(deputy, readers, connection) if deputy[_user_pk_index] is not None else None,
+                deputy_read_only=bool(row[-2]),
+                deputy_delegates=bool(row[-1]),
+            )
+        )
+    return out
+
+
+_user_pk = User._meta.pk
+_user_pk_index = User._meta.concrete_fields.index(_user_pk)
+_delegation_day = Delegation._meta.get_field("starts_on")
+_approver_statements: dict = {}
+
+
+def _approvers_statement(connection, shape: tuple):
+    """(sql, the params before the users' for a date, each user column's converters) of
+    approvers_with_deputies, built once per database vendor and shape."""
+    key = (connection.vendor, shape)
+    built = _approver_statements.get(key)
+    if built is not None:
+        return built
+    qn = connection.ops.quote_name
+    meta, links, groups, dmeta = User._meta, User.groups.through._meta, Group._meta, Delegation._meta
+    fields = list(meta.concrete_fields)
+    user_table, pk = qn(meta.db_table), qn(meta.pk.column)
+    d_user, d_deputy, starts, ends, revoked = (
+        qn(dmeta.get_field(name).column) for name in ("user", "deputy", "starts_on", "ends_on", "revoked_at")
+    )
+    active = qn(meta.get_field("is_active").column)
+
+    def in_force(alias: str, deputy_alias: str) -> str:
+        # As resolve_deputy: not revoked, `on` within its dates, the deputy active.
+        return (
+            f"{alias}.{revoked} IS NULL AND {alias}.{starts} <= %s AND {alias}.{ends} >= %s "
+            f"AND {deputy_alias}.{active} = %s"
+        )
+
+    ro_user, ro_names = read_only_condition(connection, f"u.{pk}")
+    ro_deputy, _names = read_only_condition(connection, f"du.{pk}")
+    onward = (
+        f"EXISTS (SELECT 1 FROM {qn(dmeta.db_table)} d2 INNER JOIN {user_table} x ON x.{pk} = d2.{d_deputy} "  # noqa: S608
+        f"WHERE d2.{d_user} = du.{pk} AND {in_force('d2', 'x')})"
+    )
+    # The delegation resolve_deputy follows first: the latest to start among those in force.
+    first = (
+        f"SELECT d.{d_deputy} FROM {qn(dmeta.db_table)} d INNER JOIN {user_table} y ON y.{pk} = d.{d_deputy} "  # noqa: S608
+        f"WHERE d.{d_user} = u.{pk} AND {in_force('d', 'y')} ORDER BY d.{starts} DESC LIMIT 1"
+    )
+    columns = [f"u.{qn(f.column)}" for f in fields] + [ro_user] + [f"du.{qn(f.column)}" for f in fields]
+    sql = f"SELECT {', '.join(columns)}, {ro_deputy}, {onward} FROM {user_table} u "  # noqa: S608
+    sql += f"LEFT OUTER JOIN {user_table} du ON du.{pk} = ({first}) WHERE "
+    kind, size, active_only = shape
+    if kind == "ids":
+        sql += f"u.{pk} IN ({', '.join(['%s'] * size)})"
+    else:
+        sql += (
+            f"u.{pk} IN (SELECT r_l.{qn(links.get_field('user').column)} FROM {qn(links.db_table)} r_l "  # noqa: S608
+            f"INNER JOIN {qn(groups.db_table)} r_g ON r_g.{qn(groups.pk.column)} = r_l."
+            f"{qn(links.get_field('group').column)} WHERE r_g.{qn(groups.get_field('name').column)} = %s)"
+        )
+    if active_only:
+        sql += f" AND u.{active} = %s"
+    if kind == "role":
+        sql += f" ORDER BY u.{qn(meta.get_field('username').column)}"
+
+    def head_params(day) -> list:
+        # In the order of the statement: the user's read-only names, the deputy's, the deputy's
+        # onward delegation (date, date, active), then the join's first delegation (same).
+        return [*ro_names, *ro_names, day, day, True, day, day, True]
+
+    built = _approver_statements[key] = (sql, head_params, _readers(fields, connection))
+    return built
+
+
+def _user_from(values, readers, connection) -> User:
+    """A User from its columns as read, converted as the ORM converts them (as core.rows does)."""
+    return User.from_db(
+        connection.alias, [col.target.attname for col, _c in readers], _convert(values, readers, connection)
+    )

@@ -9,26 +9,19 @@ import functools
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.contrib.auth import get_user_model
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from eoms.accounts.roles import Role
-from eoms.accounts.selectors import (
-    delegating_users,
-    is_read_only,
-    managers_of,
-    read_only_users,
-    resolve_deputy,
-    users_with_role,
-)
+from eoms.accounts.selectors import approvers_with_deputies, is_read_only, managers_of, resolve_deputy
 from eoms.core.events import emit
 from eoms.core.ids import valid_uuids
-from eoms.core.rows import Insert, Select, Update
+from eoms.core.rows import Insert, Update, Values
 from eoms.core.workcalendar import add_working_hours
 
 from . import events
 from .definition import (
+    Condition,
     Document,
     Element,
     Flow,
@@ -51,7 +44,7 @@ from .models import (
     TaskKind,
     TaskState,
 )
-from .subjects import Subject, get_adapter
+from .subjects import FieldSpec, Subject, get_adapter
 
 __all__ = [
     "Context",
@@ -66,6 +59,8 @@ __all__ = [
     "enclosing_parallel",
     "return_targets",
     "step_outcome",
+    "condition_of",
+    "field_types",
 ]
 
 OPEN_TASK_STATES = (TaskState.PENDING, TaskState.WAITING)
@@ -92,6 +87,36 @@ def _flow_cache(key: str, version: int, definition) -> tuple[Document, Flow]:
             _CACHE.clear()
         _CACHE[(key, version)] = hit
     return hit
+
+
+_CONDITIONS: dict[tuple[str, int], Condition] = {}
+
+
+def condition_of(definition: ApprovalDefinition) -> Condition | None:
+    """When the definition applies (None: it names no condition), parsed once per (id, version) as
+    its flow is: every submission tests the published flows' conditions."""
+    if not definition.applies_when:
+        return None
+    key = (str(definition.pk), definition.version)
+    hit = _CONDITIONS.get(key)
+    if hit is None:
+        if len(_CONDITIONS) > 512:
+            _CONDITIONS.clear()
+        hit = _CONDITIONS[key] = Condition.model_validate(definition.applies_when)
+    return hit
+
+
+_TYPES: dict[object, dict[str, FieldSpec]] = {}
+
+
+def field_types(adapter) -> dict[str, FieldSpec]:
+    """The adapter's fields as evaluate needs them (name and type, no choices), asked of the adapter
+    once per process: its fields and their types are code, while the choices of some are read from
+    the database, and only describing a condition needs them (adapter.fields())."""
+    types = _TYPES.get(adapter)
+    if types is None:
+        types = _TYPES[adapter] = {f.name: FieldSpec(f.name, f.label, f.type) for f in adapter.fields()}
+    return types
 
 
 @dataclass
@@ -187,8 +212,11 @@ class Context:
 _insert_action = Insert(ApprovalAction)
 _insert_step = Insert(ApprovalStep)
 _insert_task = Insert(ApprovalTask)
-_active_users = Select(get_user_model(), where=("id__in", "is_active"))
 _finish_step = Update(ApprovalStep, set=("state", "finished_at"), where=("id",))
+_active_steps = Values(ApprovalStep, fields=("id",), where=("instance", "state"))
+_close_tasks = Update(ApprovalTask, set=("state", "decided_at"), where=("step__in", "state__in"))
+_cancel_steps = Update(ApprovalStep, set=("state", "finished_at"), where=("id__in",))
+_finish_instance = Update(ApprovalInstance, set=("state", "finished_at", "updated_at", "decided"), where=("id",))
 
 
 # --- approvers ---------------------------------------------------------------------------------
@@ -201,61 +229,66 @@ class Candidate:
     on_behalf_of: object = None
 
 
-def _admins():
-    return list(users_with_role(Role.ADMIN).order_by("username"))
+def _approvers(on, **which) -> dict:
+    """{user id: Approver} (accounts.selectors.approvers_with_deputies): each user with their
+    read-only flag and first deputy, in one statement."""
+    return {a.user.pk: a for a in approvers_with_deputies(on=on, **which)}
 
 
-def _without_read_only(candidates: list[Candidate]) -> list[Candidate]:
-    """The candidates who may decide: read-only users (auditors) left out (asked once for all)."""
-    if not candidates:
-        return candidates
-    read_only = read_only_users([c.user.pk for c in candidates])
-    return [c for c in candidates if c.user.pk not in read_only]
-
-
-def _found(src, node, *, subject: Subject, initiator, picked: dict) -> list[Candidate]:
-    """The users an approver source names, in order, before any guard or delegation. `subject` may
-    be a callable answering it: only the sources that need the object load it."""
-    User = get_user_model()
+def _found(src, node, *, subject: Subject, initiator, picked: dict, on) -> tuple[list[Candidate], dict]:
+    """The users an approver source names, in order, before any guard or delegation; and what is
+    known of them as approvers ({user id: Approver}) where the statement that found them read it
+    too (named users, a role, a pick). `subject` may be a callable answering it: only the sources
+    that need the object load it."""
     if callable(subject) and src.source in ("project_role", "field"):
         subject = subject()
-    if src.source == "users":
-        ids = valid_uuids(src.users)
-        by_id = {str(u.pk): u for u in _active_users.all(ids, True)}
-        return [Candidate(by_id[i], _("named in the flow")) for i in ids if i in by_id]
+    if src.source in ("users", "picked"):
+        ids = valid_uuids(src.users if src.source == "users" else [(picked or {}).get(node.id)])
+        known = _approvers(on, user_ids=ids) if ids else {}
+        by_id = {str(pk): a.user for pk, a in known.items()}
+        reason = (
+            _("named in the flow")
+            if src.source == "users"
+            else _("picked by %(user)s at submission") % {"user": initiator}
+        )
+        return [Candidate(by_id[i], reason) for i in ids if i in by_id], known
     if src.source == "role":
         label = Role(src.role).label if src.role in Role.values else src.role
-        return [
-            Candidate(u, _("has the role %(role)s") % {"role": label})
-            for u in users_with_role(src.role).order_by("username")
-        ]
+        known = _approvers(on, role=src.role)
+        return [Candidate(a.user, _("has the role %(role)s") % {"role": label}) for a in known.values()], known
     if src.source == "project_role":
         adapter = get_adapter(subject.type)
         label = _("project manager") if src.project_role == "pm" else _("project engineer")
         return [
             Candidate(u, _("%(role)s of %(subject)s") % {"role": label, "subject": subject.repr})
             for u in adapter.project_role_users(subject, src.project_role)
-        ]
+        ], {}
     if src.source == "manager":
         chain = managers_of(initiator, src.levels)
         if src.chain:
             return [
                 Candidate(u, _("manager level %(n)s of %(user)s") % {"n": i + 1, "user": initiator})
                 for i, u in enumerate(chain)
-            ]
+            ], {}
         if chain:
             # Only the Nth manager; a shorter tree gives its top manager.
-            return [Candidate(chain[-1], _("manager level %(n)s of %(user)s") % {"n": len(chain), "user": initiator})]
-        return []
-    if src.source == "picked":
-        ids = valid_uuids([(picked or {}).get(node.id)])
-        user = User.objects.filter(pk=ids[0], is_active=True).first() if ids else None
-        return [Candidate(user, _("picked by %(user)s at submission") % {"user": initiator})] if user else []
+            return [
+                Candidate(chain[-1], _("manager level %(n)s of %(user)s") % {"n": len(chain), "user": initiator})
+            ], {}
+        return [], {}
     if src.source == "field":
         user = get_adapter(subject.type).user_field(subject, src.field)
         if user is not None and user.is_active:
-            return [Candidate(user, _("held in the field %(field)s") % {"field": src.field})]
-    return []
+            return [Candidate(user, _("held in the field %(field)s") % {"field": src.field})], {}
+    return [], {}
+
+
+def _learn(known: dict, candidates: list[Candidate], on) -> None:
+    """Add to `known` what it lacks of these candidates as approvers (one statement, none when
+    nothing is missing)."""
+    missing = [c.user.pk for c in candidates if c.user.pk not in known]
+    if missing:
+        known.update(_approvers(on, user_ids=missing, active_only=False))
 
 
 def resolve_approvers(node, *, subject: Subject, initiator, picked: dict, on) -> tuple[list[Candidate], str]:
@@ -265,15 +298,21 @@ def resolve_approvers(node, *, subject: Subject, initiator, picked: dict, on) ->
     all can decide it). Sequence is implied for a chain of managers (连续多级主管).
 
     Invariants for an approval node without allow_self_approval: the initiator is never among the
-    answer (their place goes to their manager), and no task is delegated to the initiator."""
+    answer (their place goes to their manager), and no task is delegated to the initiator.
+
+    Who the users are, whether they are read-only (auditors) and who their deputies are is read
+    in one statement for the named users, a role or a pick (two for the other sources); a chain of
+    deputies longer than one link is walked further (deputy_of)."""
     src = node.approvers if node.type == "approval" else node.recipients
+    found, known = _found(src, node, subject=subject, initiator=initiator, picked=picked, on=on)
     unique: list[Candidate] = []
-    for c in _found(src, node, subject=subject, initiator=initiator, picked=picked):
+    for c in found:
         if all(c.user.pk != u.user.pk for u in unique):
             unique.append(c)
     if node.type == "approval":
         # An auditor (read-only) is copied but never asked to decide: they could not.
-        unique = _without_read_only(unique)
+        _learn(known, unique, on)
+        unique = [c for c in unique if not known[c.user.pk].read_only]
     guarded = node.type == "approval" and not node.allow_self_approval
     if guarded and any(c.user.pk == initiator.pk for c in unique):
         # The initiator never approves their own request: their manager decides in their place.
@@ -298,23 +337,38 @@ def resolve_approvers(node, *, subject: Subject, initiator, picked: dict, on) ->
             # "admins", and also a node published without a fallback whose approvers have gone since
             # (a named user deactivated, a role emptied, a pick missing): a person decides, never
             # an automatic approval nobody asked for.
-            unique = _without_read_only(
-                [Candidate(u, _("no approver was found; administrators decide")) for u in _admins()]
-            )
+            admins = _approvers(on, role=Role.ADMIN)
+            known.update(admins)
+            unique = [
+                Candidate(a.user, _("no approver was found; administrators decide"))
+                for a in admins.values()
+                if not a.read_only
+            ]
             if guarded:
                 unique = [c for c in unique if c.user.pk != initiator.pk]
             note = "admins" if unique else "none"
+    _learn(known, unique, on)
     delegated: list[Candidate] = []
-    delegating = delegating_users([c.user.pk for c in unique], on=on)
     for c in unique:
-        deputy = (
-            deputy_of(c.user, initiator=initiator if guarded else None, on=on) if c.user.pk in delegating else c.user
-        )
+        deputy = _deputy(c.user, known[c.user.pk], initiator=initiator if guarded else None, on=on)
         if deputy.pk != c.user.pk:
             c = Candidate(deputy, c.reason, on_behalf_of=c.user)
         if all(c.user.pk != d.user.pk for d in delegated):
             delegated.append(c)
     return delegated, note
+
+
+def _deputy(user, approver, *, initiator, on):
+    """deputy_of(user, initiator=initiator, on=on) from what `approver` (user's Approver) holds:
+    the first link of the chain is known; a chain going past it is walked."""
+    deputy = approver.deputy
+    if deputy is None or deputy.pk == user.pk:
+        return user
+    if approver.deputy_delegates:
+        return deputy_of(user, initiator=initiator, on=on)
+    if (initiator is not None and deputy.pk == initiator.pk) or approver.deputy_read_only:
+        return user
+    return deputy
 
 
 def deputy_of(user, *, initiator=None, on):
@@ -673,7 +727,7 @@ def step_outcome(step: ApprovalStep) -> str | None:
 
 
 def close_open_tasks(step: ApprovalStep, now) -> None:
-    step.tasks.filter(state__in=OPEN_TASK_STATES).update(state=TaskState.CANCELLED, decided_at=now)
+    _close_tasks(TaskState.CANCELLED, now, [step.pk], list(OPEN_TASK_STATES))
 
 
 def settle_step(ctx: Context, step: ApprovalStep) -> None:
@@ -693,10 +747,11 @@ def settle_step(ctx: Context, step: ApprovalStep) -> None:
 
 
 def cancel_active(ctx: Context) -> None:
-    steps = ctx.instance.steps.filter(state=StepState.ACTIVE)
-    for step in steps:
-        close_open_tasks(step, ctx.now)
-    steps.update(state=StepState.CANCELLED, finished_at=ctx.now)
+    """Cancel the instance's active steps and their open tasks (none, mostly: one statement)."""
+    active = [step_id for (step_id,) in _active_steps(ctx.instance.pk, StepState.ACTIVE)]
+    if active:
+        _close_tasks(TaskState.CANCELLED, ctx.now, active, list(OPEN_TASK_STATES))
+        _cancel_steps(StepState.CANCELLED, ctx.now, active)
 
 
 def complete(ctx: Context, outcome: str, *, comment: str = "", system: bool = False) -> None:
@@ -706,8 +761,8 @@ def complete(ctx: Context, outcome: str, *, comment: str = "", system: bool = Fa
     instance = ctx.instance
     cancel_active(ctx)
     instance.state = InstanceState.APPROVED if outcome == "approved" else InstanceState.REJECTED
-    instance.finished_at = ctx.now
-    instance.save(update_fields=["state", "finished_at", "updated_at", "decided"])
+    instance.finished_at, instance.updated_at = ctx.now, timezone.now()
+    _finish_instance(instance.state, instance.finished_at, instance.updated_at, instance.decided, instance.pk)
     ctx.action(ActionKind.COMPLETE, detail={"outcome": outcome}, system=system)
     ctx.emit(events.ApprovalCompleted, outcome=outcome, changes={"outcome": outcome}, system=system)
     ctx.adapter.on_outcome(

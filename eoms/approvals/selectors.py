@@ -3,16 +3,20 @@ instances of objects the actor may see (or holds a task on), and the actor's own
 
 from dataclasses import dataclass
 
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
+from django.db import connections, router
 from django.db.models import Count, Q, QuerySet
 from django.utils.translation import gettext as _
 
-from eoms.core.rows import Select
+from eoms.accounts.selectors import read_only_condition
+from eoms.core.rows import Select, _convert, _readers
 
 from .errors import DefinitionNotFound, InstanceNotFound, TaskNotFound
 from .models import (
     ApprovalDefinition,
     ApprovalInstance,
+    ApprovalStep,
     ApprovalTask,
     DefinitionStatus,
     InstanceState,
@@ -32,7 +36,7 @@ __all__ = [
     "draft_of",
     "access_instance",
     "access_task",
-    "own_task",
+    "decision_task",
     "can_view_instance",
     "has_task_on",
     "list_tasks",
@@ -133,14 +137,118 @@ def lock_instance(instance_id) -> ApprovalInstance | None:
 
 
 _lock_instance = Select(ApprovalInstance, where=("id",), related=("definition", "initiator"), lock=True)
-_own_task = Select(ApprovalTask, where=("id", "assignee"), related=("step", "on_behalf_of"))
 
 
-def own_task(actor, task_id) -> ApprovalTask | None:
-    """The actor's own task with its step (and the user it was meant for), or None: the read a
-    decision starts with, narrower than access_task's (no instance, flow or assignee rows), with a
-    prepared statement (eoms.core.rows)."""
-    return _own_task.first(task_id, getattr(actor, "pk", None))
+def decision_task(actor, task_id) -> ApprovalTask | None:
+    """The actor's own task, read to decide it, or None when the actor holds no such task (a
+    malformed id included). Its instance is locked first (SELECT … FOR UPDATE of that row only,
+    found through the task; on SQLite the IMMEDIATE transaction already holds the write lock), so
+    that what follows is read after the lock: in one statement, the task with its step, the user
+    it was meant for and its instance (with flow and initiator, all cached on the objects), and
+    two facts kept on the task: `peers`, how many other tasks its step has (0: the step's outcome
+    follows from this task alone), and `actor_read_only`, whether its assignee (the actor) holds a
+    read-only role. The task's own state is compare-and-set when it moves."""
+    return _decision_read(task_id, getattr(actor, "pk", None))
+
+
+class _DecisionRead:
+    """The statements of decision_task, built once per database vendor from the models' metadata
+    (as eoms.core.rows builds its own; that module has no way to add computed columns)."""
+
+    # (path, model, parent path): the task and the rows it refers to, each read once.
+    parts = (
+        ("", ApprovalTask, None),
+        ("step", ApprovalStep, ""),
+        ("on_behalf_of", get_user_model(), ""),
+        ("instance", ApprovalInstance, ""),
+        ("instance__definition", ApprovalDefinition, "instance"),
+        ("instance__initiator", get_user_model(), "instance"),
+    )
+
+    def __init__(self):
+        self._plans: dict[str, tuple] = {}
+
+    def _plan(self, connection) -> tuple:
+        plan = self._plans.get(connection.vendor)
+        if plan is None:
+            plan = self._plans[connection.vendor] = self._build(connection)
+        return plan
+
+    def _build(self, connection) -> tuple:
+        qn = connection.ops.quote_name
+        task, instance = ApprovalTask._meta, ApprovalInstance._meta
+        aliases, columns, joins, groups = {}, [], [], []
+        for i, (path, model, parent) in enumerate(self.parts):
+            alias = aliases[path] = f"t{i}"
+            fk = None
+            if parent is not None:
+                parent_model = next(m for p, m, _pp in self.parts if p == parent)
+                fk = parent_model._meta.get_field(path.rpartition("__")[2])
+                join = "LEFT OUTER JOIN" if fk.null else "INNER JOIN"
+                joins.append(
+                    f"{join} {qn(model._meta.db_table)} {alias} "
+                    f"ON {aliases[parent]}.{qn(fk.column)} = {alias}.{qn(fk.target_field.column)}"
+                )
+            fields = list(model._meta.concrete_fields)
+            columns += [f"{alias}.{qn(f.column)}" for f in fields]
+            readers = _readers(fields, connection)
+            groups.append((path, parent, fk, model, [f.attname for f in fields], fields.index(model._meta.pk), readers))
+        step_col, id_col = qn(task.get_field("step").column), qn(task.pk.column)
+        assignee = qn(task.get_field("assignee").column)
+        read_only, role_names = read_only_condition(connection, f"t0.{assignee}")
+        peers = (
+            f"(SELECT COUNT(*) FROM {qn(task.db_table)} p "  # noqa: S608
+            f"WHERE p.{step_col} = t0.{step_col} AND p.{id_col} <> t0.{id_col})"
+        )
+        sql = f"SELECT {', '.join(columns)}, {peers}, {read_only} FROM {qn(task.db_table)} t0 {' '.join(joins)} "  # noqa: S608
+        sql += f"WHERE t0.{id_col} = %s AND t0.{assignee} = %s"
+        lock = None
+        if connection.features.has_select_for_update:
+            lock = (
+                f"SELECT i.{qn(instance.pk.column)} FROM {qn(instance.db_table)} i WHERE i.{qn(instance.pk.column)} = "  # noqa: S608
+                f"(SELECT s.{qn(task.get_field('instance').column)} FROM {qn(task.db_table)} s "
+                f"WHERE s.{id_col} = %s AND s.{assignee} = %s) FOR UPDATE"
+            )
+        return sql, role_names, lock, groups
+
+    def __call__(self, task_id, user_id) -> ApprovalTask | None:
+        if user_id is None:
+            return None
+        connection = connections[router.db_for_write(ApprovalTask)]
+        sql, role_names, lock, groups = self._plan(connection)
+        try:
+            params = [
+                ApprovalTask._meta.pk.get_db_prep_value(task_id, connection),
+                ApprovalTask._meta.get_field("assignee").get_db_prep_value(user_id, connection),
+            ]
+        except (ValidationError, ValueError, TypeError):
+            return None
+        with connection.cursor() as cursor:
+            if lock is not None:
+                cursor.execute(lock, params)
+                if cursor.fetchone() is None:
+                    return None
+            cursor.execute(sql, [*role_names, *params])
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        made, start = {}, 0
+        for path, parent, fk, model, attnames, pk_index, readers in groups:
+            values = row[start : start + len(readers)]
+            start += len(readers)
+            obj = None
+            if values[pk_index] is not None:
+                obj = model.from_db(connection.alias, attnames, _convert(values, readers, connection))
+            made[path] = obj
+            if fk is not None:
+                fk.set_cached_value(made[parent], obj)
+        task = made[""]
+        task.step.instance = task.instance
+        task.peers, task.actor_read_only = row[start], bool(row[start + 1])
+        return task
+
+
+_decision_read = _DecisionRead()
 
 
 def access_task(actor, task_id) -> ApprovalTask:

@@ -362,13 +362,12 @@ def select_definition(subject_type: str, facts: dict, *, candidates=None) -> tup
     definitions = candidates if candidates is not None else published_definitions(subject_type)
     from .definition import describe_condition
 
-    fields = None  # the adapter's fields (their choices come from the database) only when a rule needs them
     for definition in definitions:
-        if definition.applies_when:
-            fields = fields if fields is not None else {f.name: f for f in adapter.fields()}
-            condition = Condition.model_validate(definition.applies_when)
-            if evaluate(condition, facts, fields):
-                return definition, describe_condition(condition, fields)
+        condition = engine.condition_of(definition)
+        # Testing a condition needs the fields' types; describing the one that holds, their labels
+        # and choices (read from the database).
+        if condition is not None and evaluate(condition, facts, engine.field_types(adapter)):
+            return definition, describe_condition(condition, {f.name: f for f in adapter.fields()})
     for definition in definitions:
         if definition.is_default:
             return definition, _("default flow")
@@ -506,24 +505,23 @@ def start_approval(*, actor, subject_type: str, subject_id, picked: dict | None 
 def _pending_task_for(actor, task_id) -> tuple[ApprovalInstance, ApprovalTask]:
     """Lock the task's instance, then read the task afresh: the order that serialises decisions.
     404 for a task the actor may not see, 403 for someone else's task (a task's assignee never
-    changes: a transfer makes a new task) or a read-only actor, 409 for a task no longer pending."""
-    from .selectors import access_task, own_task
+    changes: a transfer makes a new task) or a read-only actor, 409 for a task no longer pending.
+    The task comes with its step, instance (flow, initiator) and `peers` (selectors.decision_task)."""
+    from .selectors import access_task, decision_task
 
-    # The assignee's own task in one narrow read; anyone else goes through the full visibility check
-    # (404 for what they may not see, 403 for what they may see but not decide).
-    seen = own_task(actor, task_id) or access_task(actor, task_id)
-    if is_read_only(actor):
-        raise ApprovalPermissionDenied(_("Your role only reads; it cannot decide approvals."))
-    if seen.assignee_id != actor.pk:
+    # The assignee's own task: the instance locked and everything read in one narrow statement after
+    # it. Anyone else goes through the full visibility check (404 for what they may not see, 403 for
+    # what they may see but not decide).
+    task = decision_task(actor, task_id)
+    if task is None:
+        seen = access_task(actor, task_id)
+        if is_read_only(actor):
+            raise ApprovalPermissionDenied(_("Your role only reads; it cannot decide approvals."))
         raise ApprovalPermissionDenied(_("This task is %(user)s's, not yours.") % {"user": seen.assignee})
-    # Holding the task is what lets the assignee see the object: no second visibility check.
-    instance = lock_instance(seen.instance_id)
-    # The task as read before the lock: its own state is compare-and-set when it moves (_move_task),
-    # and everything else a decision reads (the other tasks of its step) is read under the lock.
-    # On SQLite the IMMEDIATE transaction already held the write lock when it was read.
-    task = seen
-    task.instance = instance
-    task.step.instance = instance
+    # As is_read_only(actor), from the flag read with the task (roles_of: an inactive user has none).
+    if task.actor_read_only and getattr(actor, "is_authenticated", False) and actor.is_active:
+        raise ApprovalPermissionDenied(_("Your role only reads; it cannot decide approvals."))
+    instance = task.instance
     if task.state != TaskState.PENDING or instance.state != InstanceState.RUNNING:
         raise TaskNotPending(
             _("This task is already %(state)s; nothing was changed.") % {"state": task.get_state_display()},
@@ -534,6 +532,7 @@ def _pending_task_for(actor, task_id) -> tuple[ApprovalInstance, ApprovalTask]:
 
 _task_cas: dict[tuple[str, ...], Update] = {}
 _step_tasks = Values(ApprovalTask, fields=("id", "kind", "state", "after"), where=("step",), order_by=("created_at",))
+_mark_decided = Update(ApprovalInstance, set=("decided", "updated_at"), where=("id",))
 
 
 def _move_task(task: ApprovalTask, **values) -> None:
@@ -643,8 +642,8 @@ def decide_task(
         comment=comment,
     )
     if not instance.decided:
-        instance.decided = True
-        instance.save(update_fields=["decided", "updated_at"])
+        instance.decided, instance.updated_at = True, timezone.now()
+        _mark_decided(True, instance.updated_at, instance.pk)
     kind = ActionKind.APPROVE if decision == "approve" else (ActionKind.RETURN if target else ActionKind.REJECT)
     action = ctx.action(
         kind,
@@ -673,6 +672,11 @@ def decide_task(
         _return(ctx, task.step, target)
         return task
     step = task.step
+    if not task.peers:
+        # The step's only task (read after the instance lock): its outcome follows from this one.
+        step._task_rows = [(task.kind, task.state)]
+        settle_step(ctx, step)
+        return task
     # The step's tasks, read once after the instance lock (current): the outcome and the followers
     # to wake come from the same rows.
     rows = _step_tasks(step.pk)
