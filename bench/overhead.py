@@ -3,7 +3,8 @@ for a request that does nothing of its own, the order list (page numbers and key
 dashboard and an order transition, each with a personal API token.
 
 Requests go through Django's WSGI handler in this process (the whole middleware stack, ninja, the
-JSON access line at INFO written to a file), without gunicorn and HTTP: what a gunicorn worker runs
+JSON access line at INFO written to a file, metrics in files as the workers keep them), without
+gunicorn and HTTP: what a gunicorn worker runs
 for a request, minus parsing and writing the HTTP. The figure is `time.process_time()` per request
 (this process only: PostgreSQL's own CPU is not in it), the median and mean over `--requests`
 requests after a warm-up, and the SQL statements one request runs. `--profile DIR` writes a
@@ -196,6 +197,11 @@ def benchmark(args) -> dict:
             env["REDIS_URL"] = args.redis
         else:
             os.environ.pop("REDIS_URL", None)
+        # As under `eoms serve`: each metric's values in files shared by the workers (prometheus_client
+        # reads the variable when it is imported).
+        metrics_dir = Path(data_dir) / "metrics"
+        metrics_dir.mkdir()
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
         c.setup_django(env, fast_hasher=True)
         import eoms
 
@@ -223,7 +229,7 @@ def benchmark(args) -> dict:
                 f"wall {r['wall_ms_median']:6.2f} ms, {r['statements']} statements",
                 file=sys.stderr,
             )
-        access_lines = sum(1 for _ in open(log_file, encoding="utf-8", errors="replace"))
+        access_lines = len(Path(log_file).read_text(encoding="utf-8", errors="replace").splitlines())
     return {
         "benchmark": "overhead",
         "machine": c.machine({"code_imported_from": str(Path(eoms.__file__).parent)}),

@@ -5,7 +5,7 @@ from django.contrib.auth.models import Group
 from django.db import connections, router
 from django.db.models import QuerySet
 
-from eoms.core.rows import Select, Values, _convert, _readers
+from eoms.core.rows import Values, _convert, _readers
 
 from .models import ApiToken, Delegation, OrgUnit, ProjectMembership, RecoveryCode, TotpDevice, User
 from .roles import GLOBAL_SCOPE_ROLES, READ_ONLY_ROLES, ProjectRole, Role
@@ -36,16 +36,14 @@ __all__ = [
 
 
 def roles_of(user) -> frozenset[str]:
-    """The company roles of `user`, cached on the object for the request."""
+    """The company roles of `user`, cached on the object for the request (read with everything else
+    the request may ask about the user: _load_access)."""
     if user is None or not getattr(user, "is_authenticated", False) or not user.is_active:
         return frozenset()
     cached = getattr(user, "_eoms_roles", None)
     if cached is None:
-        names = {link.group.name for link in _group_links.all(user.pk)}
-        if user.is_superuser:
-            names.add(Role.ADMIN)
-        cached = frozenset(n for n in names if n in Role.values)
-        user._eoms_roles = cached
+        _load_access(user)
+        cached = user._eoms_roles
     return cached
 
 
@@ -62,33 +60,9 @@ def has_global_scope(user) -> bool:
         return False
     cached = getattr(user, "_eoms_view_all", None)
     if cached is None:
-        cached = user._eoms_view_all = user.is_superuser or _has_permission(user.pk, "orders", "view_all_orders")
+        _load_access(user)
+        cached = user._eoms_view_all
     return cached
-
-
-def _has_permission(user_id, app_label: str, codename: str) -> bool:
-    """What Django's ModelBackend (our only backend) answers for an active non-superuser, in one
-    statement instead of its two (asked on every request that reads orders)."""
-    from django.contrib.auth.models import Permission
-    from django.contrib.contenttypes.models import ContentType
-    from django.db import connection
-
-    qn = connection.ops.quote_name
-    perm, ctype = qn(Permission._meta.db_table), qn(ContentType._meta.db_table)
-    user_perms = qn(User.user_permissions.through._meta.db_table)
-    user_groups = qn(User.groups.through._meta.db_table)
-    group_perms = qn(Group.permissions.through._meta.db_table)
-    sql = (
-        f"SELECT 1 FROM {perm} p INNER JOIN {ctype} ct ON ct.id = p.content_type_id "  # noqa: S608
-        "WHERE ct.app_label = %s AND p.codename = %s AND ("
-        f"EXISTS (SELECT 1 FROM {user_perms} up WHERE up.permission_id = p.id AND up.user_id = %s)"
-        f" OR EXISTS (SELECT 1 FROM {user_groups} ug INNER JOIN {group_perms} gp "
-        "ON gp.group_id = ug.group_id WHERE gp.permission_id = p.id AND ug.user_id = %s))"
-    )
-    user_param = User._meta.pk.get_db_prep_value(user_id, connection)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [app_label, codename, user_param, user_param])
-        return cursor.fetchone() is not None
 
 
 def is_read_only(user) -> bool:
@@ -150,8 +124,8 @@ def read_only_users(user_ids) -> set:
     return {user_id for (user_id,) in _members_of(list(user_ids), groups)}
 
 
-# Read on every request (roles, scope) and every approval step: prepared statements (eoms.core.rows).
-_group_links = Select(User.groups.through, where=("user",), related=("group",))
+# Read on approval steps, and the scope when a vendor cut the memberships short: prepared statements
+# (eoms.core.rows).
 _memberships = Values(ProjectMembership, fields=("project",), where=("user",))
 _groups_named = Values(Group, fields=("id",), where=("name__in",))
 _members_of = Values(User.groups.through, fields=("user",), where=("user__in", "group__in"))
@@ -246,30 +220,45 @@ def two_factor_status(user) -> dict:
     }
 
 
-# ------------------------------------------------------------------------- the bearer token of a request
+# --------------------------------------------------- what a request asks about its user, in one statement
 
 
 def api_token_with_access(token_hash: str) -> ApiToken | None:
-    """The API token with this hash, with its user, or None; in the same statement everything a request
-    then asks about the user, cached on the user object as the readers above cache it: the roles
-    (roles_of), the permission orders.view_all_orders (has_global_scope), the projects of the user's
-    memberships (project_ids_in_scope) and when their authenticator app was confirmed (the token's
-    two-factor check). One round trip instead of up to five on every API request (bench/README.md,
-    "overhead"). Whether the token and the user are active is the caller's to check."""
+    """The API token with this hash, with its user, or None; in the same statement everything the
+    request may then ask about the user (_load_access). One round trip instead of up to five on every
+    API request made with a personal token. Whether the token and the user are active is the caller's
+    to check."""
     connection = connections[router.db_for_read(ApiToken)]
-    sql, readers, extra_readers, params = _token_plan(connection)
+    sql, readers, params = _access_plan(connection, with_token=True)
     with connection.cursor() as cursor:
         cursor.execute(sql, [*params, token_hash])
         row = cursor.fetchone()
     if row is None:
         return None
-    width = len(readers)
-    values = _convert(row[:width], readers, connection)
+    values = _convert(row[: len(readers)], readers, connection)
     token_names, user_names = _TOKEN_COLUMNS
     token = ApiToken.from_db(connection.alias, token_names, values[: len(token_names)])
     user = User.from_db(connection.alias, user_names, values[len(token_names) :])
     ApiToken._meta.get_field("user").set_cached_value(token, user)
-    roles, view_all, projects, memberships, device_at = row[width:]
+    _keep_access(user, row[len(readers) :], connection)
+    return token
+
+
+def _load_access(user) -> None:
+    """Read in one statement what requests ask about a user and cache it on the object for the
+    request: the roles (roles_of), the permission orders.view_all_orders (has_global_scope), the
+    projects of their memberships (project_ids_in_scope) and when their authenticator app was
+    confirmed (the personal token's two-factor check, services._token_meets_two_factor)."""
+    connection = connections[router.db_for_read(User)]
+    sql, _, params = _access_plan(connection, with_token=False)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, User._meta.pk.get_db_prep_value(user.pk, connection)])
+        row = cursor.fetchone()
+    _keep_access(user, row or (None, 0, None, 0, None), connection)
+
+
+def _keep_access(user, access, connection) -> None:
+    roles, view_all, projects, memberships, device_at = access
     names = set(roles.split(",")) if roles else set()
     if user.is_superuser:
         names.add(Role.ADMIN)
@@ -278,8 +267,7 @@ def api_token_with_access(token_hash: str) -> ApiToken | None:
     project_ids = {_PROJECT_ID.to_python(p) for p in projects.split(",")} if projects else set()
     if len(project_ids) == memberships:  # else cut short (MySQL's group_concat_max_len): read when asked
         user._eoms_projects = project_ids
-    user._eoms_device_confirmed_at = _convert([device_at], extra_readers, connection)[0]
-    return token
+    user._eoms_device_confirmed_at = _convert([device_at], _DEVICE_READER[connection.vendor], connection)[0]
 
 
 _PROJECT_ID = ProjectMembership._meta.get_field("project").target_field
@@ -287,7 +275,8 @@ _TOKEN_COLUMNS = (
     [f.attname for f in ApiToken._meta.concrete_fields],
     [f.attname for f in User._meta.concrete_fields],
 )
-_token_plans: dict[str, tuple] = {}
+_access_plans: dict[tuple[str, bool], tuple] = {}
+_DEVICE_READER: dict[str, list] = {}
 
 
 def _aggregate(vendor: str, column: str) -> str:
@@ -299,10 +288,11 @@ def _aggregate(vendor: str, column: str) -> str:
     return f"group_concat({column}, ',')"
 
 
-def _token_plan(connection) -> tuple:
-    """(SQL, readers of the token's and user's columns, reader of the device time, parameters before
-    the hash), built once per database vendor."""
-    plan = _token_plans.get(connection.vendor)
+def _access_plan(connection, *, with_token: bool) -> tuple:
+    """(SQL, readers of the token's and user's columns, parameters before the last one), built once per
+    database vendor: the five answers of _keep_access about the user t1, after the token's and the
+    user's columns (found by the token's hash) or alone (the user found by id)."""
+    plan = _access_plans.get((connection.vendor, with_token))
     if plan is not None:
         return plan
     from django.contrib.auth.models import Permission
@@ -324,33 +314,39 @@ def _token_plan(connection) -> tuple:
             "device": TotpDevice,
         }.items()
     }
-    fields = [*ApiToken._meta.concrete_fields, *User._meta.concrete_fields]
-    columns = [f"t0.{qn(f.column)}" for f in ApiToken._meta.concrete_fields]
-    columns += [f"t1.{qn(f.column)}" for f in User._meta.concrete_fields]
     role_names = sorted(Role.values)
-    agg = _aggregate(connection.vendor, "g.name"), _aggregate(connection.vendor, "m.project_id")
-    sql = (
-        f"SELECT {', '.join(columns)}, "  # noqa: S608 (names from the models' metadata; values are parameters)
+    roles_agg, projects_agg = _aggregate(connection.vendor, "g.name"), _aggregate(connection.vendor, "m.project_id")
+    access = (
         # The roles: only groups named as a role are joined, so no name with a comma in it passes for one.
-        f"(SELECT {agg[0]} FROM {{user_groups}} ug INNER JOIN {{group}} g ON g.id = ug.group_id "
+        f"(SELECT {roles_agg} FROM {{user_groups}} ug INNER JOIN {{group}} g ON g.id = ug.group_id "  # noqa: S608
         f"WHERE ug.user_id = t1.id AND g.name IN ({', '.join(['%s'] * len(role_names))})), "
-        # orders.view_all_orders given to the user or to one of their groups, as _has_permission asks.
+        # orders.view_all_orders given to the user or to one of their groups, as Django's ModelBackend
+        # (our only backend) answers for an active user who is not a superuser.
         "(SELECT COUNT(*) FROM {perm} p INNER JOIN {ctype} ct ON ct.id = p.content_type_id "
         "WHERE ct.app_label = %s AND p.codename = %s AND ("
         "EXISTS (SELECT 1 FROM {user_perms} up WHERE up.permission_id = p.id AND up.user_id = t1.id) "
         "OR EXISTS (SELECT 1 FROM {user_groups} ug2 INNER JOIN {group_perms} gp ON gp.group_id = ug2.group_id "
         "WHERE gp.permission_id = p.id AND ug2.user_id = t1.id))), "
         # The projects of the memberships, and how many there are (a vendor may cut the list short).
-        f"(SELECT {agg[1]} FROM {{membership}} m WHERE m.user_id = t1.id), "
+        f"(SELECT {projects_agg} FROM {{membership}} m WHERE m.user_id = t1.id), "
         "(SELECT COUNT(*) FROM {membership} m2 WHERE m2.user_id = t1.id), "
-        "(SELECT MAX(d.confirmed_at) FROM {device} d WHERE d.user_id = t1.id) "
-        "FROM {token} t0 INNER JOIN {user} t1 ON t1.id = t0.user_id WHERE t0.token_hash = %s"
-    ).format(**tables)
-    plan = (
-        sql,
+        "(SELECT MAX(d.confirmed_at) FROM {device} d WHERE d.user_id = t1.id)"
+    )
+    if with_token:
+        fields = [*ApiToken._meta.concrete_fields, *User._meta.concrete_fields]
+        columns = [f"t0.{qn(f.column)}" for f in ApiToken._meta.concrete_fields]
+        columns += [f"t1.{qn(f.column)}" for f in User._meta.concrete_fields]
+        sql = (
+            f"SELECT {', '.join(columns)}, {access} "  # noqa: S608 (names from the models; values are parameters)
+            "FROM {token} t0 INNER JOIN {user} t1 ON t1.id = t0.user_id WHERE t0.token_hash = %s"
+        )
+    else:
+        fields = []
+        sql = f"SELECT {access} FROM {{user}} t1 WHERE t1.id = %s"  # noqa: S608 (as above)
+    _DEVICE_READER.setdefault(connection.vendor, _readers([TotpDevice._meta.get_field("confirmed_at")], connection))
+    plan = _access_plans[(connection.vendor, with_token)] = (
+        sql.format(**tables),
         _readers(fields, connection),
-        _readers([TotpDevice._meta.get_field("confirmed_at")], connection),
         [*role_names, "orders", "view_all_orders"],
     )
-    _token_plans[connection.vendor] = plan
     return plan

@@ -26,6 +26,7 @@ refusal of a bucket in a window, and only that one, is written to the audit chai
 would let whoever floods the API flood the chain too).
 """
 
+import functools
 import hashlib
 import logging
 import math
@@ -35,6 +36,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.cache import caches
+from django.core.cache.backends.redis import RedisCache
 from django.db import DatabaseError, transaction
 from django.utils.translation import gettext
 from ninja.throttling import BaseThrottle
@@ -132,22 +134,25 @@ _local = _LocalCounters()
 _warned_at = -60.0  # time.monotonic() of the last "Redis failed" warning
 
 
-def _redis_client():
-    """The redis-py client behind Django's RedisCache, or None when the cache is not Redis."""
-    from django.core.cache.backends.redis import RedisCache
-
+def _redis_script():
+    """The rate-limit script bound to the redis-py client behind Django's RedisCache, or None when the
+    cache is not Redis. Made once per cache backend object (per thread): building a client and hashing
+    the script anew cost more than the round trip itself."""
     backend = caches["default"]
     if not isinstance(backend, RedisCache):
         return None
-    return backend._cache.get_client(write=True)
+    script = getattr(backend, "_eoms_rate_limit_script", None)
+    if script is None:
+        script = backend._eoms_rate_limit_script = backend._cache.get_client(write=True).register_script(_SCRIPT)
+    return script
 
 
 def _incr(keys: list[str], window: int) -> list[tuple[int, int]]:
-    client = _redis_client()
-    if client is None:
+    script = _redis_script()
+    if script is None:
         return _local.incr(keys, window)
     try:
-        values = client.register_script(_SCRIPT)(keys=keys, args=[window * 1000])
+        values = script(keys=keys, args=[window * 1000])
     except Exception as exc:  # noqa: BLE001 (Redis down: count in this process instead)
         global _warned_at
         if time.monotonic() - _warned_at >= 60:  # one warning a minute, not one per request
@@ -157,6 +162,7 @@ def _incr(keys: list[str], window: int) -> list[tuple[int, int]]:
     return [(int(values[i]), int(values[i + 1])) for i in range(0, len(values), 2)]
 
 
+@functools.lru_cache(maxsize=4096)  # the same addresses, users and tokens again and again
 def _digest(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()[:32]
 
