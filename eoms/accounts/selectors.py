@@ -225,9 +225,12 @@ def two_factor_status(user) -> dict:
 
 def api_token_with_access(token_hash: str) -> ApiToken | None:
     """The API token with this hash, with its user, or None; in the same statement everything the
-    request may then ask about the user (_load_access). One round trip instead of up to five on every
-    API request made with a personal token. Whether the token and the user are active is the caller's
-    to check."""
+    request then asks about the user, cached on the user object for the request: the roles (roles_of),
+    the permission orders.view_all_orders (has_global_scope), the projects of the memberships
+    (project_ids_in_scope) and when the authenticator app was confirmed (the token's two-factor check,
+    services._token_meets_two_factor). One round trip instead of up to five on every API request made
+    with a personal token; the user object is new, made for this request. Whether the token and the user
+    are active is the caller's to check."""
     connection = connections[router.db_for_read(ApiToken)]
     sql, readers, params = _access_plan(connection, with_token=True)
     with connection.cursor() as cursor:
@@ -240,34 +243,38 @@ def api_token_with_access(token_hash: str) -> ApiToken | None:
     token = ApiToken.from_db(connection.alias, token_names, values[: len(token_names)])
     user = User.from_db(connection.alias, user_names, values[len(token_names) :])
     ApiToken._meta.get_field("user").set_cached_value(token, user)
-    _keep_access(user, row[len(readers) :], connection)
+    roles, view_all, projects, memberships, device_at = row[len(readers) :]
+    _keep_roles(user, roles, view_all)
+    _keep_projects(user, projects, memberships)
+    user._eoms_device_confirmed_at = _convert([device_at], _DEVICE_READER[connection.vendor], connection)[0]
     return token
 
 
 def _load_access(user) -> None:
-    """Read in one statement what requests ask about a user and cache it on the object for the
-    request: the roles (roles_of), the permission orders.view_all_orders (has_global_scope), the
-    projects of their memberships (project_ids_in_scope) and when their authenticator app was
-    confirmed (the personal token's two-factor check, services._token_meets_two_factor)."""
+    """The roles and the permission orders.view_all_orders of any other user object (a session's, an
+    OAuth token's, one a service was given), in one statement, cached on the object. Not the projects:
+    an object may outlive a change of memberships (scripts, tests), and the scope is read when first
+    asked, as before."""
     connection = connections[router.db_for_read(User)]
     sql, _, params = _access_plan(connection, with_token=False)
     with connection.cursor() as cursor:
         cursor.execute(sql, [*params, User._meta.pk.get_db_prep_value(user.pk, connection)])
         row = cursor.fetchone()
-    _keep_access(user, row or (None, 0, None, 0, None), connection)
+    _keep_roles(user, *(row or (None, 0)))
 
 
-def _keep_access(user, access, connection) -> None:
-    roles, view_all, projects, memberships, device_at = access
+def _keep_projects(user, projects: str | None, memberships: int) -> None:
+    project_ids = {_PROJECT_ID.to_python(p) for p in projects.split(",")} if projects else set()
+    if len(project_ids) == memberships:  # else cut short (MySQL's group_concat_max_len): read when asked
+        user._eoms_projects = project_ids
+
+
+def _keep_roles(user, roles: str | None, view_all: int) -> None:
     names = set(roles.split(",")) if roles else set()
     if user.is_superuser:
         names.add(Role.ADMIN)
     user._eoms_roles = frozenset(n for n in names if n in Role.values)
     user._eoms_view_all = user.is_superuser or bool(view_all)
-    project_ids = {_PROJECT_ID.to_python(p) for p in projects.split(",")} if projects else set()
-    if len(project_ids) == memberships:  # else cut short (MySQL's group_concat_max_len): read when asked
-        user._eoms_projects = project_ids
-    user._eoms_device_confirmed_at = _convert([device_at], _DEVICE_READER[connection.vendor], connection)[0]
 
 
 _PROJECT_ID = ProjectMembership._meta.get_field("project").target_field
@@ -290,8 +297,9 @@ def _aggregate(vendor: str, column: str) -> str:
 
 def _access_plan(connection, *, with_token: bool) -> tuple:
     """(SQL, readers of the token's and user's columns, parameters before the last one), built once per
-    database vendor: the five answers of _keep_access about the user t1, after the token's and the
-    user's columns (found by the token's hash) or alone (the user found by id)."""
+    database vendor: the token's and user's columns, the user's roles and view-all permission, their
+    projects, how many, and their app's confirmation time (found by the token's hash); or the roles and
+    the permission alone (the user found by id)."""
     plan = _access_plans.get((connection.vendor, with_token))
     if plan is not None:
         return plan
@@ -326,18 +334,18 @@ def _access_plan(connection, *, with_token: bool) -> tuple:
         "WHERE ct.app_label = %s AND p.codename = %s AND ("
         "EXISTS (SELECT 1 FROM {user_perms} up WHERE up.permission_id = p.id AND up.user_id = t1.id) "
         "OR EXISTS (SELECT 1 FROM {user_groups} ug2 INNER JOIN {group_perms} gp ON gp.group_id = ug2.group_id "
-        "WHERE gp.permission_id = p.id AND ug2.user_id = t1.id))), "
-        # The projects of the memberships, and how many there are (a vendor may cut the list short).
-        f"(SELECT {projects_agg} FROM {{membership}} m WHERE m.user_id = t1.id), "
-        "(SELECT COUNT(*) FROM {membership} m2 WHERE m2.user_id = t1.id), "
-        "(SELECT MAX(d.confirmed_at) FROM {device} d WHERE d.user_id = t1.id)"
+        "WHERE gp.permission_id = p.id AND ug2.user_id = t1.id)))"
     )
     if with_token:
         fields = [*ApiToken._meta.concrete_fields, *User._meta.concrete_fields]
         columns = [f"t0.{qn(f.column)}" for f in ApiToken._meta.concrete_fields]
         columns += [f"t1.{qn(f.column)}" for f in User._meta.concrete_fields]
         sql = (
-            f"SELECT {', '.join(columns)}, {access} "  # noqa: S608 (names from the models; values are parameters)
+            f"SELECT {', '.join(columns)}, {access}, "  # noqa: S608 (names from the models; values are parameters)
+            # The projects of the memberships, and how many there are (a vendor may cut the list short).
+            f"(SELECT {projects_agg} FROM {{membership}} m WHERE m.user_id = t1.id), "
+            "(SELECT COUNT(*) FROM {membership} m2 WHERE m2.user_id = t1.id), "
+            "(SELECT MAX(d.confirmed_at) FROM {device} d WHERE d.user_id = t1.id) "
             "FROM {token} t0 INNER JOIN {user} t1 ON t1.id = t0.user_id WHERE t0.token_hash = %s"
         )
     else:

@@ -1,7 +1,8 @@
-"""What a request asks about its user — the token, the user, their roles, the permission to see every
-project, the projects of their memberships, when their authenticator app was confirmed — is read in one
-statement (selectors.api_token_with_access, selectors._load_access), and answers what the separate
-reads answered: the same roles, scope and refusals on every database."""
+"""What a request made with a personal token asks about its user — the token, the user, their roles,
+the permission to see every project, the projects of their memberships, when their authenticator app was
+confirmed — is read in one statement (selectors.api_token_with_access), and answers what the separate
+reads answer: the same roles, scope and refusals on every database. Any other user object gets its
+roles and the permission in one statement (selectors._load_access)."""
 
 import pytest
 from django.contrib.auth.models import Group, Permission
@@ -84,6 +85,17 @@ def test_the_permission_to_see_everything_comes_with_the_token(world, via):
     assert selectors.project_ids_in_scope(user) is None
 
 
+def test_other_callers_get_roles_and_the_permission_in_one_statement_and_the_scope_when_asked(world):
+    user = fresh(world.pm)
+    with CaptureQueriesContext(connection) as queries:
+        assert selectors.roles_of(user) == {Role.PROJECT_MANAGER}
+        assert selectors.has_global_scope(user) is False
+    assert len(queries.captured_queries) == 1
+    other = ProjectFactory()
+    MembershipFactory(user=user, project=other)  # after the roles were read: still counts
+    assert selectors.project_ids_in_scope(user) == {world.project.pk, other.pk}
+
+
 def test_a_superuser_is_an_administrator(world):
     boss = UserFactory(username="boss", roles=[])
     User.objects.filter(pk=boss.pk).update(is_superuser=True)
@@ -116,7 +128,8 @@ def test_memberships_cut_short_by_the_database_are_read_again(world):
     """MySQL cuts GROUP_CONCAT at group_concat_max_len (1024 bytes by default): a list shorter than the
     count is not believed, and the scope is read on its own when asked."""
     user = fresh(world.pm)
-    selectors._keep_access(user, ("project_manager", 0, str(world.other_project.pk), 2, None), connection)
+    selectors.roles_of(user)
+    selectors._keep_projects(user, str(world.other_project.pk), 2)
     assert not hasattr(user, "_eoms_projects")
     with CaptureQueriesContext(connection) as queries:
         assert selectors.project_ids_in_scope(user) == {world.project.pk}
