@@ -74,7 +74,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "eoms.accounts.twofactor.TwoFactorMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "eoms.core.middleware.PageMessageMiddleware",  # Django's MessageMiddleware, skipped by the JSON API
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 

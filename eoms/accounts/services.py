@@ -18,13 +18,12 @@ from eoms.core import audit, crypto
 from eoms.core.context import current_request
 from eoms.core.errors import PermissionDenied, ValidationFailed
 from eoms.core.events import emit
-from eoms.core.rows import Select
 
 from . import events, throttling, totp
 from .errors import DelegationNotFound, ReauthenticationFailed, TokenNotFound, TooManyAttempts
 from .models import ApiToken, OrgUnit, ProjectMembership, RecoveryCode, TotpDevice, User
 from .roles import ProjectRole, Role
-from .selectors import confirmed_device, has_role, requires_two_factor
+from .selectors import api_token_with_access, confirmed_device, has_role, requires_two_factor
 
 __all__ = [
     "create_user",
@@ -217,10 +216,6 @@ def revoke_api_token(*, actor: User, token_id) -> ApiToken:
     return token
 
 
-# Every API request starts here: a prepared statement (eoms.core.rows).
-_token_by_hash = Select(ApiToken, where=("token_hash",), related=("user",))
-
-
 def authenticate_api_token(secret: str) -> User | None:
     """The active user behind a bearer token, or None."""
     token = active_api_token(secret)
@@ -229,10 +224,12 @@ def authenticate_api_token(secret: str) -> User | None:
 
 def active_api_token(secret: str) -> ApiToken | None:
     """The active token (with its active user) a bearer secret is, or None. Records when it was last
-    used (at most once a minute, so reads do not turn into writes)."""
+    used (at most once a minute, so reads do not turn into writes). Every API request starts here: the
+    token, its user and what the request will ask about the user (roles, scope, authenticator app) are
+    one statement (selectors.api_token_with_access)."""
     if not secret or not secret.startswith(TOKEN_PREFIX):
         return None
-    token = _token_by_hash.first(_digest(secret))
+    token = api_token_with_access(_digest(secret))
     if token is None or not token.is_active or not token.user.is_active:
         return None
     if not _token_meets_two_factor(token):
@@ -247,11 +244,11 @@ def _token_meets_two_factor(token: ApiToken) -> bool:
     """A user whose role requires two-factor authentication may use only tokens made since their
     authenticator app was confirmed (tokens are made only from a session that passed it): a token
     from before, or of a user who has not set one up, would let the API skip the second factor.
-    Nothing to check (no query) for everyone else."""
+    The roles and the time the app was confirmed came with the token (no query)."""
     if not requires_two_factor(token.user):
         return True
-    device = confirmed_device(token.user)
-    return device is not None and token.created_at >= device.confirmed_at
+    confirmed_at = token.user._eoms_device_confirmed_at
+    return confirmed_at is not None and token.created_at >= confirmed_at
 
 
 # Fields whose values never go into an audit entry or an event: only that they changed.

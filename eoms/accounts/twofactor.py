@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.contrib.auth import login, logout
 from django.shortcuts import redirect
-from django.urls import reverse
+from django.urls import get_script_prefix, get_urlconf, reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 
 from . import selectors
@@ -135,23 +135,32 @@ def session_state(request) -> str:
 
 
 def _open_paths() -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(exact paths, prefixes) a half-signed-in session may still reach."""
-    exact = tuple(reverse(name) for name in ("accounts:two_factor_verify", "accounts:two_factor_enrol", "logout"))
-    prefixes = (
-        "/" + settings.STATIC_URL.lstrip("/"),
-        "/i18n/",
-        "/healthz",
-        "/readyz",
-        "/metrics",
-        "/favicon.ico",
-        # OAuth2 endpoints that authenticate the client, never the browser's session (the authorization
-        # endpoint, /o/authorize/, does use the session and stays behind the gate).
-        "/o/token/",
-        "/o/revoke_token/",
-        "/o/introspect/",
-        "/.well-known/",
-    )
-    return exact, prefixes
+    """(exact paths, prefixes) a half-signed-in session may still reach. Worked out once per URL
+    configuration, script prefix and static URL (three reverse() calls cost more than the rest of the
+    gate; the gate runs on every request)."""
+    key = (get_urlconf(), settings.ROOT_URLCONF, get_script_prefix(), settings.STATIC_URL)
+    paths = _OPEN_PATHS.get(key)
+    if paths is None:
+        exact = tuple(reverse(name) for name in ("accounts:two_factor_verify", "accounts:two_factor_enrol", "logout"))
+        prefixes = (
+            "/" + settings.STATIC_URL.lstrip("/"),
+            "/i18n/",
+            "/healthz",
+            "/readyz",
+            "/metrics",
+            "/favicon.ico",
+            # OAuth2 endpoints that authenticate the client, never the browser's session (the authorization
+            # endpoint, /o/authorize/, does use the session and stays behind the gate).
+            "/o/token/",
+            "/o/revoke_token/",
+            "/o/introspect/",
+            "/.well-known/",
+        )
+        paths = _OPEN_PATHS[key] = (exact, prefixes)
+    return paths
+
+
+_OPEN_PATHS: dict[tuple, tuple[tuple[str, ...], tuple[str, ...]]] = {}
 
 
 class TwoFactorMiddleware:
@@ -165,6 +174,8 @@ class TwoFactorMiddleware:
         return self.gate(request) or self.get_response(request)
 
     def gate(self, request):
+        if settings.SESSION_COOKIE_NAME not in request.COOKIES:
+            return None  # no session: nobody signed in and nothing pending (every bearer-token API call)
         exact, prefixes = _open_paths()
         path = request.path
         if path in exact or path.startswith(prefixes):
@@ -179,7 +190,7 @@ class TwoFactorMiddleware:
             logout(request)  # signed out: no page and no API call runs as this user from here
             step = begin_pending(request, user, stage=state, next_url=next_url)
             return None if api else redirect(step.url)
-        step = pending(request) if hasattr(request, "session") else None
-        if step is None or api:
+        if api:
             return None
-        return redirect(step.url)
+        step = pending(request) if hasattr(request, "session") else None
+        return None if step is None else redirect(step.url)

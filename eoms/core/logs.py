@@ -17,6 +17,7 @@ cookie, phone, id_card, bank_account…), at any depth. It cannot see into free 
 counts as keyword fields, never a value inside the message.
 """
 
+import functools
 import os
 import re
 import sys
@@ -44,6 +45,7 @@ _PERSONAL_WORDS = re.compile(
 _INTERNAL = {"_record", "_from_structlog"}
 
 
+@functools.lru_cache(maxsize=4096)  # the same few keys on every line (the access line has eight)
 def _sensitive(key: object) -> bool:
     if not isinstance(key, str) or key in _INTERNAL:
         return False
@@ -63,7 +65,13 @@ def _scrub(value: Any, depth: int = 0) -> Any:
 def redact(logger, method_name: str, event_dict: dict) -> dict:
     """Mask the value of every key that names a secret or a personal datum, in nested dicts too."""
     return {
-        key: (REDACTED if _sensitive(key) else value if key in _INTERNAL else _scrub(value))
+        key: (
+            REDACTED
+            if _sensitive(key)
+            else _scrub(value)
+            if isinstance(value, dict | list | tuple) and key not in _INTERNAL
+            else value
+        )
         for key, value in event_dict.items()
     }
 

@@ -171,8 +171,9 @@ class MetricsMiddleware:
         method = request.method if request.method in HTTP_METHODS else "other"
         route = route_of(request)
         status = response.status_code
-        HTTP_REQUESTS.labels(method=method, route=route, status=str(status)).inc()
-        HTTP_DURATION.labels(method=method, route=route).observe(elapsed)
+        requests, duration = _request_series(method, route, status)
+        requests.inc()
+        duration.observe(elapsed)
         DB_QUERIES.observe(tally.count)
         DB_TIME.observe(tally.seconds)
         (ACCESS_LOG.error if status >= 500 else ACCESS_LOG.info)(
@@ -188,6 +189,22 @@ class MetricsMiddleware:
             db_ms=round(tally.seconds * 1000, 3),
         )
         return response
+
+
+# (method, route, status) -> the two series a request of them counts in. labels() checks and looks up
+# its arguments under a lock on every call; the series of a label set never change, so each is looked up
+# once. As many entries as the series themselves (routes are templates, never paths).
+_SERIES: dict[tuple[str, str, int], tuple] = {}
+
+
+def _request_series(method: str, route: str, status: int) -> tuple:
+    series = _SERIES.get((method, route, status))
+    if series is None:
+        series = _SERIES[(method, route, status)] = (
+            HTTP_REQUESTS.labels(method=method, route=route, status=str(status)),
+            HTTP_DURATION.labels(method=method, route=route),
+        )
+    return series
 
 
 def _user_id(request) -> str | None:
@@ -223,9 +240,24 @@ def sample_connections(now: float | None = None) -> dict[str, tuple[int, float]]
         count, age = sample[wrapper.alias]
         sample[wrapper.alias] = (count + 1, max(age, now - opened_at))
     for alias, (count, age) in sample.items():
-        DB_CONNECTIONS_OPEN.labels(alias=alias).set(count)
-        DB_CONNECTION_AGE.labels(alias=alias).set(age)
+        open_gauge, age_gauge = _connection_series(alias)
+        open_gauge.set(count)
+        age_gauge.set(age)
     return sample
+
+
+_CONNECTION_SERIES: dict[str, tuple] = {}
+
+
+def _connection_series(alias: str) -> tuple:
+    """The two gauges of a database alias, looked up once (sampled after every request)."""
+    series = _CONNECTION_SERIES.get(alias)
+    if series is None:
+        series = _CONNECTION_SERIES[alias] = (
+            DB_CONNECTIONS_OPEN.labels(alias=alias),
+            DB_CONNECTION_AGE.labels(alias=alias),
+        )
+    return series
 
 
 def _on_request_finished(sender, **kwargs):

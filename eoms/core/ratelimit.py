@@ -26,19 +26,24 @@ refusal of a bucket in a window, and only that one, is written to the audit chai
 would let whoever floods the API flood the chain too).
 """
 
+import functools
 import hashlib
 import logging
 import math
+import os
 import threading
 import time
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.cache import caches
+from django.core.cache.backends.redis import RedisCache
 from django.db import DatabaseError, transaction
 from django.utils.translation import gettext
 from ninja.throttling import BaseThrottle
 from prometheus_client import Counter
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError
 
 from . import audit
 from .api import problem
@@ -132,31 +137,88 @@ _local = _LocalCounters()
 _warned_at = -60.0  # time.monotonic() of the last "Redis failed" warning
 
 
-def _redis_client():
-    """The redis-py client behind Django's RedisCache, or None when the cache is not Redis."""
-    from django.core.cache.backends.redis import RedisCache
+class _RedisCounters:
+    """The script over one connection of this thread to the cache's Redis, kept for the rate limits.
 
-    backend = caches["default"]
-    if not isinstance(backend, RedisCache):
+    Every API request runs the script twice (the address before authentication, then the user and the
+    client). Through a redis-py client each call took a connection from the pool and gave it back around
+    retry and bookkeeping layers, which cost about three times the round trip itself; here the
+    connection is this thread's own, the command is sent as EVALSHA (the script is loaded once, and
+    again when Redis has forgotten it) and the reply read at once. The connection takes the settings of
+    the cache's pool (address, database, password, timeouts) and is made again in a forked process, for
+    another cache backend (settings changed), and after a failure."""
+
+    def __init__(self):
+        self._mine = threading.local()
+
+    def _connection(self):
+        """This thread's connection, or None when the cache is not Redis."""
+        backend = caches["default"]
+        if not isinstance(backend, RedisCache):
+            return None
+        mine = self._mine
+        if getattr(mine, "backend", None) is not backend or mine.pid != os.getpid():
+            self.drop()
+            pool = backend._cache.get_client(write=True).connection_pool
+            mine.connection = pool.connection_class(**pool.connection_kwargs)
+            mine.backend, mine.pid = backend, os.getpid()
+        return mine.connection
+
+    def drop(self) -> None:
+        connection = getattr(self._mine, "connection", None)
+        if connection is not None:
+            connection.disconnect()
+        self._mine.__dict__.clear()
+
+    def incr(self, keys: list[str], window_ms: int) -> list | None:
+        """The script's answer, or None when the cache is not Redis. Raises what Redis raises; a
+        connection Redis closed meanwhile (a restart) is made again once."""
+        for attempt in (1, 2):
+            connection = self._connection()
+            if connection is None:
+                return None
+            try:
+                return self._run(connection, keys, window_ms)
+            except RedisConnectionError:
+                self.drop()
+                if attempt == 2:
+                    raise
+            except Exception:
+                self.drop()  # in whatever state the failure left it: a new one next time
+                raise
         return None
-    return backend._cache.get_client(write=True)
+
+    @staticmethod
+    def _run(connection, keys: list[str], window_ms: int) -> list:
+        connection.send_command("EVALSHA", _SCRIPT_SHA, len(keys), *keys, window_ms)
+        try:
+            return connection.read_response()
+        except NoScriptError:  # a restarted or flushed Redis: load the script, once
+            connection.send_command("SCRIPT", "LOAD", _SCRIPT)
+            connection.read_response()
+            connection.send_command("EVALSHA", _SCRIPT_SHA, len(keys), *keys, window_ms)
+            return connection.read_response()
+
+
+_SCRIPT_SHA = hashlib.sha1(_SCRIPT.encode()).hexdigest()  # noqa: S324 (Redis names scripts by their SHA-1)
+_redis = _RedisCounters()
 
 
 def _incr(keys: list[str], window: int) -> list[tuple[int, int]]:
-    client = _redis_client()
-    if client is None:
-        return _local.incr(keys, window)
     try:
-        values = client.register_script(_SCRIPT)(keys=keys, args=[window * 1000])
+        values = _redis.incr(keys, window * 1000)
     except Exception as exc:  # noqa: BLE001 (Redis down: count in this process instead)
         global _warned_at
         if time.monotonic() - _warned_at >= 60:  # one warning a minute, not one per request
             _warned_at = time.monotonic()
             log.warning("API rate limits: Redis failed (%s); counting in this process", type(exc).__name__)
         return _local.incr(keys, window)
+    if values is None:
+        return _local.incr(keys, window)
     return [(int(values[i]), int(values[i + 1])) for i in range(0, len(values), 2)]
 
 
+@functools.lru_cache(maxsize=4096)  # the same addresses, users and tokens again and again
 def _digest(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()[:32]
 

@@ -1,5 +1,6 @@
 """Who sees every project: global roles, and the permission orders.view_all_orders given to a user
-or to one of their groups (answered as Django's ModelBackend would, in one statement)."""
+or to one of their groups (answered as Django's ModelBackend would, in the one statement that reads
+the roles and the memberships too)."""
 
 import pytest
 from django.contrib.auth.models import Group, Permission
@@ -46,7 +47,7 @@ def test_the_permission_given_to_the_user_or_a_group(view_all, via):
     assert user.has_perm("orders.view_all_orders")  # Django's own answer, for comparison
     with CaptureQueriesContext(connection) as queries:
         assert has_global_scope(user) and has_global_scope(user)
-    assert len(queries.captured_queries) == 2  # roles once, the permission once; then cached
+    assert len(queries.captured_queries) == 1  # roles, the permission and the memberships; then cached
     assert project_ids_in_scope(user) is None
 
 

@@ -253,6 +253,26 @@ def test_redis_counters_are_exact_under_concurrent_requests(db, settings):
     assert 55_000 < ttl <= 60_000  # one window, set once by the first request
 
 
+def test_redis_forgetting_the_script_or_closing_the_connection_loses_no_count(db, settings, caplog):
+    """The limits keep one connection per thread and send the script by its SHA-1: a Redis that forgot
+    the script (restarted, SCRIPT FLUSH) gets it again, a connection it closed is made again, and the
+    counts stay in Redis (not in this process), without a warning."""
+    settings.CACHES = REDIS
+    settings.API_RATE_PER_CLIENT = 100
+    subject = f"token:{uuid.uuid4()}"
+    server = redis.Redis(host="127.0.0.1", port=6379)
+    with caplog.at_level(logging.WARNING, logger="eoms.core.ratelimit"):
+        assert ratelimit.hit([("client", subject)])[0].count == 1
+        server.script_flush()
+        assert ratelimit.hit([("client", subject)])[0].count == 2
+        connection = ratelimit._redis._connection()
+        connection.send_command("CLIENT", "ID")
+        server.client_kill_filter(_id=connection.read_response())
+        assert ratelimit.hit([("client", subject)])[0].count == 3
+        assert ratelimit._redis._connection() is not connection
+    assert "Redis failed" not in caplog.text
+
+
 @pytest.mark.asvs("2.4.1")
 @pytest.mark.django_db(transaction=True)
 def test_over_http_with_redis_concurrent_requests_of_one_user_pass_exactly_the_limit(settings):
