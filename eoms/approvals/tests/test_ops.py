@@ -52,12 +52,14 @@ def test_tick_runs_the_timers_once(world, late_order):
         "webhooks.deliveries: {'delivered': 0, 'retry': 0, 'failed': 0, 'skipped': 0}\n"
         "oauth.clear_expired: {'access_tokens': 0, 'refresh_tokens': 0, 'grants': 0}\n"
     )
-    # Core's jobs, sealing the audit chain and its checkpoint, run first on each tick
-    # (eoms/core/tests/test_audit_seal.py, test_audit_checkpoints.py).
+    # Core's jobs, sealing the audit chain and its checkpoint, run first on each tick, then the order
+    # summary's compaction (eoms/core/tests/test_audit_seal.py, test_audit_checkpoints.py,
+    # eoms/orders/tests/test_summary.py).
     lines = out.getvalue().splitlines(keepends=True)
-    core_jobs = [line.split(":")[0] for line in lines if line.startswith("core.")]
-    assert core_jobs == ["core.audit_seal", "core.audit_checkpoint"] * 2
-    assert "".join(line for line in lines if not line.startswith("core.")) == (
+    elsewhere = ("core.", "orders.compact_summary:")
+    tested_there = [line.split(":")[0] for line in lines if line.startswith(elsewhere)]
+    assert tested_there == ["core.audit_seal", "core.audit_checkpoint", "orders.compact_summary"] * 2
+    assert "".join(line for line in lines if not line.startswith(elsewhere)) == (
         "approvals.timers: {'reminded': 1, 'timed_out': 0}\n"
         + others
         + "approvals.timers: {'reminded': 0, 'timed_out': 0}\n"
