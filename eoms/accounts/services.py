@@ -1,6 +1,7 @@
 """Every write about users, memberships and API tokens; each audited, each in one transaction."""
 
 import hashlib
+import logging
 import secrets
 from datetime import timedelta
 
@@ -10,7 +11,7 @@ from django.contrib.auth.models import Group
 from django.contrib.auth.signals import user_login_failed
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db import transaction
+from django.db import OperationalError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext
 
@@ -24,6 +25,8 @@ from .errors import DelegationNotFound, ReauthenticationFailed, TokenNotFound, T
 from .models import ApiToken, OrgUnit, ProjectMembership, RecoveryCode, TotpDevice, User
 from .roles import ProjectRole, Role
 from .selectors import api_token_with_access, confirmed_device, has_role, requires_two_factor
+
+log = logging.getLogger("eoms.accounts")
 
 __all__ = [
     "create_user",
@@ -236,8 +239,19 @@ def active_api_token(secret: str) -> ApiToken | None:
         return None
     now = timezone.now()
     if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
-        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        _stamp_last_use(token, now)
     return token
+
+
+def _stamp_last_use(token: ApiToken, now) -> None:
+    """Record when a token was last used. A stamp is information, not the request's business: when the
+    database refuses it for the moment (SQLite's table lock under concurrent requests, "database table
+    is locked"), the request goes on and a later use stamps it."""
+    try:
+        with transaction.atomic():
+            ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    except OperationalError as exc:
+        log.warning("last use of API token %s not recorded: %s", token.prefix, exc)
 
 
 def _token_meets_two_factor(token: ApiToken) -> bool:

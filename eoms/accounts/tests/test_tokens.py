@@ -91,6 +91,24 @@ def test_authenticate_records_last_use_at_most_once_a_minute(world):
     assert AuditEntry.objects.filter(object_type="accounts.apitoken").count() == 1
 
 
+def test_a_last_use_the_database_refuses_for_now_does_not_fail_the_request(world, caplog):
+    """SQLite's shared-cache table lock refused the stamp of concurrent first uses at once ("database
+    table is locked"), and the request answered 500: the stamp is information, the request goes on."""
+    from unittest import mock
+
+    from django.db import OperationalError
+    from django.db.models import QuerySet
+
+    _token, secret = services.issue_api_token(actor=world.pm, name="bi")
+    with mock.patch.object(QuerySet, "update", side_effect=OperationalError("database table is locked")):
+        assert services.authenticate_api_token(secret) == world.pm
+        response = Client().get("/api/v1/accounts/me", HTTP_AUTHORIZATION=f"Bearer {secret}")
+    assert response.status_code == 200, response.content[:300]
+    assert "not recorded: database table is locked" in caplog.text
+    assert services.authenticate_api_token(secret) == world.pm  # a later use stamps it
+    assert ApiToken.objects.get(pk=_token.pk).last_used_at is not None
+
+
 def test_expired_token_is_refused(world):
     with time_machine.travel(T0, tick=False) as clock:
         _, secret = services.issue_api_token(actor=world.pm, name="short", days=1)
