@@ -166,3 +166,33 @@ def test_bad_parameters_answer_422(client, world):
         response = client.get(f"{BASE}/dashboard", params, HTTP_AUTHORIZATION=f"Bearer {token}")
         assert response.status_code == 422, params
         assert response["Content-Type"] == "application/problem+json"
+
+
+def test_live_figures_are_grouped_by_what_postgresql_has_statistics_for(world, small):
+    """Migration orders.0009 tells PostgreSQL how few the live dashboard's groups are (decision 0022):
+    the month expression of its statistics must be the one the live query groups by, or the planner
+    ignores them (and the million-order dashboard loses its parallel scan)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from eoms.orders.selectors import order_figures
+
+    if connection.vendor != "postgresql":
+        pytest.skip("extended statistics are PostgreSQL's")
+    with CaptureQueriesContext(connection) as queries:
+        order_figures(actor=world.admin, groupings=[("month", "state"), ("region", "kind")], live=True)
+    (sql,) = [q["sql"] for q in queries.captured_queries if "orders_order" in q["sql"]]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_get_statisticsobjdef(oid) FROM pg_statistic_ext WHERE stxname = %s",
+            ["orders_order_figures_stats"],
+        )
+        (definition,) = cursor.fetchone()
+        cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}")
+        plan = cursor.fetchone()[0][0]["Plan"]
+    group_key = plan.get("Group Key") or plan["Plans"][0].get("Group Key")
+    month = next(k for k in group_key if "date_trunc" in k)
+    assert month in definition, (month, definition)
+    assert "(ndistinct)" in definition
+    for column in ("state", "region", "kind"):
+        assert column in definition
