@@ -8,7 +8,10 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 ADDR ?= 127.0.0.1:8000
 EOMS_CHROMIUM ?= /usr/bin/chromium
-PYTEST_ARGS ?= -q
+# The suite runs on every core (pytest-xdist, one test database per worker); the chaos tests, which stop
+# RabbitMQ under everyone's feet, then run alone (PYTEST_SERIAL= leaves them out).
+PYTEST_ARGS ?= -q -n auto
+PYTEST_SERIAL ?= -q -m broker_chaos
 
 .PHONY: run test lint ci chromium oathtool
 
@@ -55,6 +58,7 @@ oathtool:
 
 test: $(VENV)/.installed-test chromium oathtool
 	env -u DATABASE_URL -u REDIS_URL EOMS_CHROMIUM=$(EOMS_CHROMIUM) $(BIN)/pytest $(PYTEST_ARGS)
+	$(if $(strip $(PYTEST_SERIAL)),env -u DATABASE_URL -u REDIS_URL EOMS_CHROMIUM=$(EOMS_CHROMIUM) $(BIN)/pytest $(PYTEST_SERIAL))
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
