@@ -144,9 +144,19 @@ def pg_version(server_url: str) -> str:
 def pg_settings(database_url: str) -> dict:
     import psycopg
 
+    from django.conf import settings
+
     names = ("synchronous_commit", "fsync", "shared_buffers", "max_connections", "wal_level")
     with psycopg.connect(database_url, autocommit=True) as conn:
-        return {n: conn.execute(f"SHOW {n}").fetchone()[0] for n in names}
+        shown = {n: conn.execute(f"SHOW {n}").fetchone()[0] for n in names}
+    # How EOMS talks to it (decision 0021): parameters bound on the server, statements prepared after
+    # prepare_threshold uses on a connection; or bound on the client, every statement parsed anew.
+    options = settings.DATABASES["default"].get("OPTIONS", {})
+    return {
+        **shown,
+        "server_side_binding": bool(options.get("server_side_binding")),
+        "prepare_threshold": options.get("prepare_threshold") if options.get("server_side_binding") else None,
+    }
 
 
 def pgbench_path() -> str | None:

@@ -200,7 +200,7 @@ class _RedisCounters:
             return connection.read_response()
 
 
-_SCRIPT_SHA = hashlib.sha1(_SCRIPT.encode()).hexdigest()  # noqa: S324 (Redis names scripts by their SHA-1)
+_SCRIPT_SHA = hashlib.sha1(_SCRIPT.encode(), usedforsecurity=False).hexdigest()  # Redis names scripts by their SHA-1
 _redis = _RedisCounters()
 
 
