@@ -143,7 +143,6 @@ def pg_version(server_url: str) -> str:
 
 def pg_settings(database_url: str) -> dict:
     import psycopg
-
     from django.conf import settings
 
     names = ("synchronous_commit", "fsync", "shared_buffers", "max_connections", "wal_level")

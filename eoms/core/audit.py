@@ -118,19 +118,18 @@ def _write_seals(connection, rows: list[tuple]) -> int:
     qn = connection.ops.quote_name
     table = qn(AuditEntry._meta.db_table)
     seq, prev, hash_, id_ = qn("seq"), qn("prev_hash"), qn("hash"), qn("id")
+    # Identifiers only are formatted in (quoted above); the values are parameters.
+    batch = (
+        f"UPDATE {table} e SET {seq} = v.seq, {prev} = v.prev, {hash_} = v.hash "  # noqa: S608
+        "FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::bigint[]) AS v(seq, prev, hash, id) "
+        f"WHERE e.{id_} = v.id AND e.{seq} IS NULL"
+    )
+    each = f"UPDATE {table} SET {seq} = %s, {prev} = %s, {hash_} = %s WHERE {id_} = %s AND {seq} IS NULL"  # noqa: S608
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            cursor.execute(
-                f"UPDATE {table} e SET {seq} = v.seq, {prev} = v.prev, {hash_} = v.hash "  # noqa: S608
-                "FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::bigint[]) AS v(seq, prev, hash, id) "
-                f"WHERE e.{id_} = v.id AND e.{seq} IS NULL",
-                [list(column) for column in zip(*rows, strict=True)],
-            )
+            cursor.execute(batch, [list(column) for column in zip(*rows, strict=True)])
         else:
-            cursor.executemany(
-                f"UPDATE {table} SET {seq} = %s, {prev} = %s, {hash_} = %s WHERE {id_} = %s AND {seq} IS NULL",  # noqa: S608
-                rows,
-            )
+            cursor.executemany(each, rows)
         return cursor.rowcount
 
 

@@ -12,24 +12,22 @@ until this statistics object is made again)."""
 from django.conf import settings
 from django.db import migrations
 
-NAME = "orders_order_figures_stats"
-
-
 def create(apps, schema_editor):
     connection = schema_editor.connection
     if connection.vendor != "postgresql" or connection.pg_version < 140000:
         return
-    zone = schema_editor.quote_value(settings.TIME_ZONE)
+    # DDL takes no server-side parameters: Django's PostgreSQL schema editor merges them in itself.
     schema_editor.execute(
-        f"CREATE STATISTICS IF NOT EXISTS {NAME} (ndistinct) ON state, region, kind, "
-        f"(date_trunc('month', created_at AT TIME ZONE {zone})) FROM orders_order"
+        "CREATE STATISTICS IF NOT EXISTS orders_order_figures_stats (ndistinct) ON state, region, kind, "
+        "(date_trunc('month', created_at AT TIME ZONE %s)) FROM orders_order",
+        [settings.TIME_ZONE],
     )
     schema_editor.execute("ANALYZE orders_order")
 
 
 def drop(apps, schema_editor):
     if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(f"DROP STATISTICS IF EXISTS {NAME}")
+        schema_editor.execute("DROP STATISTICS IF EXISTS orders_order_figures_stats")
 
 
 class Migration(migrations.Migration):
