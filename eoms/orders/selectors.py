@@ -347,21 +347,27 @@ def order_figures(
         counted, amounts = "orders", "amount"
     columns = [fields.get(d, d) for d in dims]
     sums: list[dict] = [defaultdict(lambda: [0, Decimal(0)]) for _ in groupings]
+    everywhere = range(len(groupings))
     if connection.vendor == "postgresql" and not live:
         rows = _grouping_sets(qs.order_by().values_list(*columns, counted, amounts), dims, groupings)
-    else:
-        grouped = qs.values(*columns).annotate(n=Sum(counted), total=Sum(amounts)).order_by()
-        rows = ((i, tuple(r[c] for c in columns), r["n"], r["total"]) for r in grouped for i in range(len(groupings)))
-    for i, values, n, total in rows:
+    else:  # each group at the finest level adds to every grouping
+        grouped = qs.values_list(*columns).annotate(n=Sum(counted), total=Sum(amounts)).order_by()
+        rows = ((everywhere, r[:-2], r[-2], r[-1]) for r in grouped)
+    zone, months = _zone(), {}
+    for into, values, n, total in rows:
+        if not n and not total:
+            continue
         values = dict(zip(dims, values, strict=True))
         month = values.get("month")
         if isinstance(month, datetime):  # live: the month's start, local (naive from a raw PostgreSQL read)
-            values["month"] = (timezone.localtime(month, _zone()) if timezone.is_aware(month) else month).date()
-        if not n and not total:
-            continue
-        bucket = sums[i][tuple(values[d] for d in groupings[i])]
-        bucket[0] += int(n)
-        bucket[1] += Decimal(total or 0)
+            if month not in months:
+                months[month] = (timezone.localtime(month, zone) if timezone.is_aware(month) else month).date()
+            values["month"] = months[month]
+        n, total = int(n), Decimal(total or 0)
+        for i in (into,) if isinstance(into, int) else into:
+            bucket = sums[i][tuple(values[d] for d in groupings[i])]
+            bucket[0] += n
+            bucket[1] += total
     return [
         [
             {**dict(zip(grouping, key, strict=True)), "orders": n, "amount": _cents(total)}
