@@ -24,17 +24,31 @@ def _eoms(env: dict, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([EOMS, *args], env=env, capture_output=True, text=True, timeout=120)
 
 
-@pytest.fixture
-def site(tmp_path):
-    """A migrated data directory with one user (audited) and one attachment file."""
+def _env(data: Path) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("EOMS_") and k != "DATABASE_URL"}
-    env.update({"EOMS_DATA_DIR": str(tmp_path / "data"), "EOMS_RELAY_IN_PROCESS": "false"})
+    env.update({"EOMS_DATA_DIR": str(data), "EOMS_RELAY_IN_PROCESS": "false"})
+    return env
+
+
+@pytest.fixture(scope="module")
+def migrated(tmp_path_factory):
+    """A data directory migrated once for the module (each migration is a process of its own and
+    takes a while), with one user (audited) and one attachment file; no process keeps it open."""
+    data = tmp_path_factory.mktemp("site") / "data"
+    env = _env(data)
     assert _eoms(env, "migrate", "--verbosity", "0").returncode == 0
     assert _eoms(env, "shell", "-c", CREATE_USER.format("keeper")).returncode == 0
-    attachment = tmp_path / "data" / "media" / "attachments" / "2026" / "drawing.pdf"
+    attachment = data / "media" / "attachments" / "2026" / "drawing.pdf"
     attachment.parent.mkdir(parents=True)
     attachment.write_bytes(b"%PDF-1.4 drawing")
-    return env, tmp_path
+    return data
+
+
+@pytest.fixture
+def site(tmp_path, migrated):
+    """A copy of the migrated data directory for one test, which may change it at will."""
+    shutil.copytree(migrated, tmp_path / "data")
+    return _env(tmp_path / "data"), tmp_path
 
 
 def _rewrite(source: Path, target: Path, change) -> None:
