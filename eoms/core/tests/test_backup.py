@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.embedded
+
 EOMS = str(Path(sys.executable).with_name("eoms"))
 CREATE_USER = (
     "from eoms.accounts.services import create_user; "

@@ -129,6 +129,7 @@ with transaction.atomic():
 """
 
 
+@pytest.mark.embedded
 def test_the_sqlite_lock_file_keeps_a_second_relay_out_until_its_holder_dies(tmp_path):
     _eoms(tmp_path, "migrate", "-v0")
     _eoms(tmp_path, "shell", "-c", EMIT_ONE)

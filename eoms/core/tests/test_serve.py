@@ -65,6 +65,7 @@ def server(tmp_path):
         process.wait()
 
 
+@pytest.mark.embedded
 def test_serves_pages_and_static_files_then_stops_on_sigterm(server):
     process, base = server
 

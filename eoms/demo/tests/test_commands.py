@@ -127,12 +127,14 @@ def demo_dir(tmp_path_factory):
     return data_dir
 
 
+@pytest.mark.embedded
 def test_demo_command_loads_and_prints_logins(demo_dir):
     result = _eoms(demo_dir, "audit", "verify")
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("audit chain intact: ")
 
 
+@pytest.mark.embedded
 def test_demo_command_refuses_to_load_twice(demo_dir):
     result = _eoms(demo_dir, "demo", "--orders", "15")
     assert result.returncode == 0
@@ -157,6 +159,7 @@ def _wait_for(predicate, seconds: float):
     raise AssertionError(f"not true within {seconds} s")
 
 
+@pytest.mark.embedded
 def test_run_serves_pages_and_drains_the_outbox_in_process(demo_dir):
     # The demo delivered its own history; the last 150 messages are made undelivered again (as if
     # the process had died before the relay came to them): `eoms run` must drain them.
@@ -197,6 +200,7 @@ def test_run_serves_pages_and_drains_the_outbox_in_process(demo_dir):
     assert "Outbox relay running in this process (every 0.2 s)." in output
 
 
+@pytest.mark.embedded
 def test_relay_process_stops_gracefully_on_sigterm(demo_dir):
     process = subprocess.Popen(
         [sys.executable, "-m", "eoms.cli", "relay", "--interval", "0.2"],
@@ -216,6 +220,7 @@ def test_relay_process_stops_gracefully_on_sigterm(demo_dir):
     assert out.startswith("relay stopped; delivered ")
 
 
+@pytest.mark.embedded
 def test_demo_reset_erases_and_reloads(tmp_path):
     first = _eoms(tmp_path, "demo", "--orders", "3", "--seed", "1")
     assert first.returncode == 0, first.stderr
