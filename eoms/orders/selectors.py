@@ -347,14 +347,15 @@ def order_figures(
         counted, amounts = "orders", "amount"
     columns = [fields.get(d, d) for d in dims]
     sums: list[dict] = [defaultdict(lambda: [0, Decimal(0)]) for _ in groupings]
-    everywhere = range(len(groupings))
+    # Each row: (the indexes of the groupings it adds to, dimension values, count, amount).
     if connection.vendor == "postgresql" and not live:
         rows = _grouping_sets(qs.order_by().values_list(*columns, counted, amounts), dims, groupings)
     else:  # each group at the finest level adds to every grouping
         grouped = qs.values_list(*columns).annotate(n=Sum(counted), total=Sum(amounts)).order_by()
+        everywhere = range(len(groupings))
         rows = ((everywhere, r[:-2], r[-2], r[-1]) for r in grouped)
     zone, months = _zone(), {}
-    for into, values, n, total in rows:
+    for targets, values, n, total in rows:
         if not n and not total:
             continue
         values = dict(zip(dims, values, strict=True))
@@ -364,7 +365,7 @@ def order_figures(
                 months[month] = (timezone.localtime(month, zone) if timezone.is_aware(month) else month).date()
             values["month"] = months[month]
         n, total = int(n), Decimal(total or 0)
-        for i in (into,) if isinstance(into, int) else into:
+        for i in targets:
             bucket = sums[i][tuple(values[d] for d in groupings[i])]
             bucket[0] += n
             bucket[1] += total
@@ -379,7 +380,7 @@ def order_figures(
 
 def _grouping_sets(qs, dims, groupings):
     """PostgreSQL sums each grouping at once (GROUP BY GROUPING SETS) over the rows of `qs` (the
-    dimension columns, then the count and the amount columns): (grouping index, dimension values,
+    dimension columns, then the count and the amount columns): ((grouping index,), dimension values,
     count, amount) per group, instead of every bucket rolled up here."""
     inner, params = qs.query.sql_with_params()
     names = [f"c{i}" for i in range(len(dims))]
@@ -394,7 +395,7 @@ def _grouping_sets(qs, dims, groupings):
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         for row in cursor.fetchall():
-            yield masks[row[-1]], row[: len(dims)], row[-3], row[-2]
+            yield (masks[row[-1]],), row[: len(dims)], row[-3], row[-2]
 
 
 def stage_times(*, actor, filters: SummaryFilters | None = None, live: bool = False) -> dict[str, dict]:

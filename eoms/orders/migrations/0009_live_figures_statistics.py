@@ -12,6 +12,7 @@ until this statistics object is made again)."""
 from django.conf import settings
 from django.db import migrations
 
+
 def create(apps, schema_editor):
     connection = schema_editor.connection
     if connection.vendor != "postgresql" or connection.pg_version < 140000:
@@ -33,4 +34,4 @@ def drop(apps, schema_editor):
 class Migration(migrations.Migration):
     dependencies = [("orders", "0008_summary_rows_not_unique")]
 
-    operations = [migrations.RunPython(create, drop, elidable=False)]
+    operations = [migrations.RunPython(create, drop)]

@@ -6,6 +6,7 @@ from decimal import Decimal
 
 import pytest
 import time_machine
+from django.db import connection
 
 from eoms.accounts.services import issue_api_token
 from eoms.orders import services
@@ -168,17 +169,15 @@ def test_bad_parameters_answer_422(client, world):
         assert response["Content-Type"] == "application/problem+json"
 
 
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="extended statistics are PostgreSQL's")
 def test_live_figures_are_grouped_by_what_postgresql_has_statistics_for(world, small):
     """Migration orders.0009 tells PostgreSQL how few the live dashboard's groups are (decision 0022):
     the month expression of its statistics must be the one the live query groups by, or the planner
     ignores them (and the million-order dashboard loses its parallel scan)."""
-    from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
     from eoms.orders.selectors import order_figures
 
-    if connection.vendor != "postgresql":
-        pytest.skip("extended statistics are PostgreSQL's")
     with CaptureQueriesContext(connection) as queries:
         order_figures(actor=world.admin, groupings=[("month", "state"), ("region", "kind")], live=True)
     (sql,) = [q["sql"] for q in queries.captured_queries if "orders_order" in q["sql"]]
